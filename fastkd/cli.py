@@ -1,0 +1,125 @@
+"""The ``fastkd`` command: train, distill, eval, bench, info."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="named config (see `fastkd info`)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE.yaml", help="YAML config (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one key, e.g. --set train.lr=0.05 (repeatable)")
+    p.add_argument("--data", help="shorthand for --set data.path=PATH")
+
+
+def _resolve(args, extra: dict | None = None):
+    from .config import build
+    extra = dict(extra or {})
+    if args.data:
+        extra.setdefault("data", {})["path"] = args.data
+    return build(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra)
+
+
+def _print_metrics(m: dict, out: Path) -> None:
+    print(f"\n{m['kind']} {m['model']} (augment={m['augment']}, seed={m['seed']}): "
+          f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['test_examples']} images, "
+          f"{m['epochs']} epochs, {m['images_per_second']:.0f} img/s")
+    if "agreement" in m:
+        print(f"teacher test accuracy {100 * m['teacher_test_accuracy']:.2f}%, top-1 agreement {100 * m['agreement']:.2f}%")
+    print(f"run directory: {out}  (metrics.json, model.safetensors, test_outputs.npz, train.log)")
+
+
+def cmd_train(args, kind="teacher") -> int:
+    from .engine import train
+    extra = {"distill": {"teacher": args.teacher}} if kind == "student" and args.teacher else None
+    cfg = _resolve(args, extra)
+    metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)
+    from accelerate import PartialState
+    if PartialState().is_main_process:
+        _print_metrics(metrics, Path(args.out))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate_run import evaluate_run
+    result = evaluate_run(args.run, split=args.split, overrides=args.overrides)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return bench_main(args.bench_args)
+
+
+def cmd_info(args) -> int:
+    from . import models
+    from .config import preset_names
+    from .runinfo import environment
+    print(f"fastkd {__version__}")
+    print("presets:", ", ".join(preset_names()))
+    print("models:", ", ".join(models.available()))
+    print(json.dumps(environment(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastkd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fastkd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a teacher (cross-entropy on soft targets)")
+    _config_args(p)
+    p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="distill a student from a trained teacher run")
+    _config_args(p)
+    p.add_argument("--teacher", help="teacher run directory (sets distill.teacher)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=lambda a: cmd_train(a, kind="student"))
+
+    p = sub.add_parser("eval", help="evaluate a run's final model on its test (or val) split")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data key, e.g. --set data.path=/other/copy")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="throughput benchmark (see `fastkd bench -- --help`)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("info", help="presets, models, versions and hardware")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .engine import TrainingError
+    from .rundir import RunDirError
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, CheckpointError, RunDirError, TrainingError) as exc:
+        print(f"fastkd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastkd: interrupted; run the same command again to resume from the last finished epoch", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""ImageFolder trees (``root/<split>/<class>/<image>``), on disk or inside a tar archive."""
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from .arrays import DataError
+from .decode import IMAGE_EXTENSIONS, decode_all
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
+    """Files, labels and class names of one split directory, sorted for a stable order."""
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: not a directory; an ImageFolder tree needs {split_dir.parent}/<split>/<class>/<image>")
+    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not found:
+        raise DataError(f"{split_dir}: no class sub-directories; expected {split_dir}/<class>/<image files>")
+    classes = classes or found
+    extra = sorted(set(found) - set(classes))
+    if extra:
+        raise DataError(f"{split_dir}: classes {extra} are not among the training classes {classes}")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        d = split_dir / name
+        if not d.is_dir():
+            continue  # a class may be absent from a small test split
+        images = sorted(str(p) for p in d.rglob("*") if p.is_file() and _is_image(p.name))
+        if not images:
+            raise DataError(f"{d}: class {name!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        files += images
+        labels += [label] * len(images)
+    return files, labels, classes
+
+
+def scan_tar(archive: Path, split: str, classes: list[str] | None = None):
+    """Like :func:`scan_tree` for a tar archive holding ``<split>/<class>/<image>`` members."""
+    with tarfile.open(archive) as tar:
+        members = [m.name for m in tar.getmembers() if m.isfile() and _is_image(m.name)]
+    by_class: dict[str, list[str]] = {}
+    for name in members:
+        parts = Path(name).parts
+        if len(parts) >= 3 and parts[-3] == split:
+            by_class.setdefault(parts[-2], []).append(name)
+    if not by_class:
+        raise DataError(f"{archive}: no images under {split}/<class>/ in the archive")
+    classes = classes or sorted(by_class)
+    files, labels = [], []
+    for label, c in enumerate(classes):
+        names = sorted(by_class.get(c, []))
+        files += names
+        labels += [label] * len(names)
+    return files, labels, classes
+
+
+def read_split(source: Path, split: str, *, classes=None, image_size=None, on_corrupt="error", progress=None):
+    """Decode one split of a tree or tar archive -> (images, labels, classes, files, skipped)."""
+    if source.is_file() and tarfile.is_tarfile(source):
+        files, labels, classes = scan_tar(source, split, classes)
+        with tarfile.open(source) as tar:
+            def read(name):
+                return tar.extractfile(name).read()
+            # tarfile is not thread-safe: read every member first, then decode in parallel
+            blobs = {n: read(n) for n in files}
+        images, kept, skipped = decode_all(files, blobs.__getitem__, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
+        files = [f"{source}!{f}" for f in files]
+    else:
+        files, labels, classes = scan_tree(source / split, classes)
+        images, kept, skipped = decode_all(files, lambda p: Path(p).read_bytes(), image_size=image_size,
+                                           on_corrupt=on_corrupt, progress=progress)
+    labels = np.asarray(labels, dtype=np.int64)[kept]
+    return images, labels, classes, [files[i] for i in kept], skipped
+
+
+def find_split(root: Path, candidates: tuple[str, ...]) -> str | None:
+    """The first of ``candidates`` present as a split directory (or archive folder) of ``root``."""
+    if root.is_file():
+        with tarfile.open(root) as tar:
+            tops = {Path(m.name).parts[0] for m in tar.getmembers() if m.name}
+        return next((c for c in candidates if c in tops), None)
+    return next((c for c in candidates if (root / c).is_dir()), None)
+
+
+def dataset_size_hint(root: Path) -> int:
+    """Number of image files under a tree (for progress bars); 0 for archives."""
+    if root.is_file():
+        return 0
+    return sum(1 for _, _, fs in os.walk(root) for f in fs if _is_image(f))

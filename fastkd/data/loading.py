@@ -1,0 +1,134 @@
+"""``load_splits``: one entry point from a data config to train/val/test arrays."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import cifar, imagefolder
+from .arrays import DataError, ImageArrays, split_off, stratified_order
+
+DATASETS = ("sample", "cifar10", "cifar100", "imagefolder")
+SAMPLE_ARCHIVE = "cifar10-sample.tar.gz"
+
+
+def sample_path() -> Path:
+    """The bundled CIFAR-10 sample (see fastkd/data/sample/README.md)."""
+    return Path(str(resources.files("fastkd.data") / "sample" / SAMPLE_ARCHIVE))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FASTKD_CACHE", Path.home() / ".cache" / "fastkd"))
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 images, in [0, 1] units, float64."""
+    x = images.reshape(-1, 3)
+    s1 = np.zeros(3)
+    s2 = np.zeros(3)
+    for start in range(0, len(x), 1 << 22):  # chunks keep float64 temporaries small
+        c = x[start:start + (1 << 22)].astype(np.float64) / 255.0
+        s1 += c.sum(0)
+        s2 += (c * c).sum(0)
+    mean = s1 / len(x)
+    std = np.sqrt(np.maximum(s2 / len(x) - mean ** 2, 0))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def _folder_cache_key(root: Path, cfg) -> str:
+    st = root.stat()
+    listing = [str(root.resolve()), st.st_size, st.st_mtime_ns, cfg.image_size, cfg.on_corrupt]
+    if root.is_dir():  # any file added, removed or rewritten changes the key
+        for dirpath, _, files in sorted(os.walk(root)):
+            for f in sorted(files):
+                s = os.stat(os.path.join(dirpath, f))
+                listing.append((os.path.relpath(os.path.join(dirpath, f), root), s.st_size, s.st_mtime_ns))
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:20]
+
+
+def _read_folder(root: Path, cfg, progress: bool) -> dict:
+    """Decode an ImageFolder tree/archive once; later calls load the decoded arrays from the cache."""
+    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    key = _folder_cache_key(root, cfg)
+    cached = cache / f"imagefolder-{key}.npz"
+    if cached.is_file():
+        try:
+            with np.load(cached, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                return {s: (z[f"{s}_images"], z[f"{s}_labels"], meta["files"][s], meta["skipped"][s])
+                        for s in meta["splits"]} | {"classes": meta["classes"]}
+        except Exception:
+            pass  # a damaged cache entry is rebuilt below
+    test_name = imagefolder.find_split(root, ("test", "val", "validation"))
+    if imagefolder.find_split(root, ("train",)) is None or test_name is None:
+        raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
+                        "each holding one directory per class")
+    from tqdm.auto import tqdm
+    out, classes = {}, None
+    total = imagefolder.dataset_size_hint(root) or None
+    with tqdm(total=total, desc=f"decode {root.name}", unit="img", disable=not progress) as bar:
+        for split, name in (("train", "train"), ("test", test_name)):
+            images, labels, classes, files, skipped = imagefolder.read_split(
+                root, name, classes=classes, image_size=cfg.image_size, on_corrupt=cfg.on_corrupt, progress=bar)
+            out[split] = (images, labels, files, skipped)
+    out["classes"] = classes
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        meta = {"splits": ["train", "test"], "classes": classes,
+                "files": {s: out[s][2] for s in ("train", "test")}, "skipped": {s: out[s][3] for s in ("train", "test")}}
+        tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, meta=json.dumps(meta), **{f"{s}_images": out[s][0] for s in ("train", "test")},
+                 **{f"{s}_labels": out[s][1] for s in ("train", "test")})
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only or full cache only costs a re-decode next time
+    return out
+
+
+def _limit(data: ImageArrays, n: int | None, seed: int) -> ImageArrays:
+    if not n or n >= len(data):
+        return data
+    return data.subset(np.sort(stratified_order(data.labels, seed)[:n]))
+
+
+def load_splits(cfg, *, progress: bool = False) -> dict[str, ImageArrays]:
+    """Read the data set named by ``cfg`` (a DataConfig) -> {"train", "test"[, "val"]}."""
+    if cfg.name not in DATASETS:
+        raise DataError(f"data.name: unknown data set {cfg.name!r}; allowed: {', '.join(DATASETS)}")
+    if cfg.name in cifar.CIFAR:
+        dl = (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()) if cfg.download else None
+        source = cifar.locate(cfg.name, cfg.path, download_to=dl)
+        raw, classes = cifar.read(cfg.name, source)
+        info = cifar.CIFAR[cfg.name]
+        mean, std = info.mean, info.std
+        parts = {s: ImageArrays(raw[s][0], raw[s][1], classes, mean, std) for s in ("train", "test")}
+    else:
+        if cfg.name == "sample":
+            root = sample_path()
+        elif not cfg.path:
+            raise DataError("data.path: an imagefolder data set needs data.path=<root with train/ and test/>")
+        else:
+            root = Path(cfg.path).expanduser()
+            if not root.exists():
+                raise DataError(f"data.path: {root} does not exist")
+        raw = _read_folder(root, cfg, progress)
+        classes = raw["classes"]
+        if cfg.name == "sample":  # a CIFAR-10 subset: use CIFAR-10's statistics
+            mean, std = cifar.CIFAR["cifar10"].mean, cifar.CIFAR["cifar10"].std
+        else:
+            mean, std = channel_stats(raw["train"][0])
+        parts = {s: ImageArrays(raw[s][0], raw[s][1], classes, mean, std, raw[s][2], list(raw[s][3]))
+                 for s in ("train", "test")}
+    if cfg.mean is not None or cfg.std is not None:
+        for p in parts.values():
+            p.mean, p.std = tuple(cfg.mean or p.mean), tuple(cfg.std or p.std)
+    parts["train"] = _limit(parts["train"], cfg.limit_train, cfg.split_seed)
+    parts["test"] = _limit(parts["test"], cfg.limit_test, cfg.split_seed)
+    if cfg.val_split:
+        n = int(round(cfg.val_split * len(parts["train"]))) if cfg.val_split < 1 else int(cfg.val_split)
+        parts["train"], parts["val"] = split_off(parts["train"], n, cfg.split_seed)
+    return parts

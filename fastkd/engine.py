@@ -1,0 +1,330 @@
+"""One Accelerate training loop for teachers (cross-entropy on soft targets) and students (KD).
+
+The same loop runs on one CPU, one GPU, or many processes under ``accelerate launch``; mixed
+precision, gradient accumulation, ``channels_last`` and ``torch.compile`` are config switches.
+The teacher of a distillation run is frozen, in eval mode, under autocast, and never wrapped
+in DDP. Every epoch ends with a checkpoint; rerunning the same command resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from . import models, runinfo, seeding
+from .config import Config, from_dict
+from .data import load_splits
+from .evaluate import evaluate, save_outputs
+from .losses import kd_loss, soft_cross_entropy
+from .optim import build_optimizer, build_scheduler
+from .pipelines import build_pipeline
+from .pipelines.spec import make_spec
+from .rundir import RunDir, write_json
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the message says where."""
+
+
+def make_accelerator(cfg: Config, out_dir: Path | None = None):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device: 'cuda' requested but no CUDA device is visible; use device=auto or cpu")
+    cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    precision = cfg.train.precision
+    if cpu and precision == "fp16":
+        raise TrainingError("train.precision=fp16 needs a GPU; use bf16 or no on a CPU")
+    trackers = cfg.track.trackers or None
+    project = ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "tracking")) if out_dir else None
+    return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
+                       log_with=trackers, project_config=project)
+
+
+def load_teacher(run_path: str, num_classes: int, device) -> tuple[torch.nn.Module, Config]:
+    """The frozen teacher of a finished ``fastkd train`` run directory."""
+    rd = RunDir(run_path)
+    if not rd.config.is_file():
+        raise ckpt.CheckpointError(f"distill.teacher: {run_path} is not a fastkd run directory (no config.yaml)")
+    if not rd.model.is_file():
+        raise ckpt.CheckpointError(f"distill.teacher: {rd.model} not found; has the teacher run finished? "
+                                   f"(rerun `fastkd train ... --out {run_path}` to complete it)")
+    import yaml
+    tcfg = from_dict(yaml.safe_load(rd.config.read_text()))
+    teacher = models.create(tcfg.model, num_classes)
+    ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes)
+    teacher.eval().requires_grad_(False)
+    return teacher.to(device), tcfg
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir, *, kind: str = "teacher", overwrite: bool = False, progress: bool = True):
+        if kind not in ("teacher", "student"):
+            raise ValueError(f"kind must be teacher or student, got {kind!r}")
+        if kind == "student" and not cfg.distill.teacher and cfg.distill.gamma > 0:
+            raise TrainingError("distill.teacher: a student run needs --teacher RUN_DIR (or distill.gamma=0 "
+                                "for the from-scratch baseline)")
+        if cfg.train.select in ("val_acc", "val_loss") and not cfg.data.val_split:
+            raise TrainingError(f"train.select={cfg.train.select} needs a validation split: set data.val_split "
+                                "(e.g. 5000), or train.select=last")
+        self.cfg, self.kind, self.progress = cfg, kind, progress
+        self.rd = RunDir(out_dir)
+        self.acc = make_accelerator(cfg, self.rd.path)
+        self.main = self.acc.is_main_process
+        self.status = "new"
+        if self.main:
+            self.status = self.rd.check_or_start(cfg.to_dict(), kind, overwrite=overwrite)
+        self.acc.wait_for_everyone()
+        if not self.main:
+            self.status = "done" if self.rd.is_finished() else ("resume" if self.rd.has_checkpoint() else "new")
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _setup(self):
+        cfg, acc = self.cfg, self.acc
+        seeding.seed_everything(cfg.seed)  # same initial weights on every process
+        data = load_splits(cfg.data, progress=self.progress and self.main)
+        self.num_classes = data["train"].num_classes
+        self.spec = make_spec(cfg.augment, **dataclasses.asdict(cfg.aug))
+        common = dict(device=acc.device, seed=cfg.seed, process_index=acc.process_index,
+                      num_processes=acc.num_processes, channels_last=cfg.train.channels_last,
+                      num_workers=cfg.data.num_workers)
+        self.train_pipe = build_pipeline(cfg.data.backend, data["train"], self.spec, train=True,
+                                         batch_size=cfg.train.batch_size, drop_last=cfg.train.drop_last, **common)
+        eval_spec = make_spec("none")
+        self.eval_pipes = {name: build_pipeline(cfg.data.backend, data[name], eval_spec, train=False,
+                                                batch_size=cfg.data.eval_batch_size, **common)
+                           for name in ("val", "test") if name in data}
+        self.data_sizes = {k: len(v) for k, v in data.items()}
+        self.skipped = {k: v.skipped for k, v in data.items() if v.skipped}
+
+        model = models.create(cfg.model, self.num_classes)
+        if cfg.train.sync_bn and acc.num_processes > 1:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.teacher, self.teacher_cfg = None, None
+        if self.kind == "student" and cfg.distill.teacher:
+            self.teacher, self.teacher_cfg = load_teacher(cfg.distill.teacher, self.num_classes, acc.device)
+            if cfg.train.channels_last:
+                self.teacher = self.teacher.to(memory_format=torch.channels_last)
+        steps = len(self.train_pipe)
+        if cfg.train.max_steps_per_epoch:
+            steps = min(steps, cfg.train.max_steps_per_epoch)
+        if steps == 0:
+            raise TrainingError(f"train.batch_size={cfg.train.batch_size} is larger than this process's share of "
+                                f"the training set ({self.train_pipe.num_samples or len(data['train'])} images); "
+                                "lower it or set train.drop_last=false")
+        self.steps_per_epoch = steps
+        optimizer = build_optimizer(model.parameters(), cfg.train)
+        self.scheduler = build_scheduler(optimizer, steps_per_epoch=math.ceil(steps / cfg.train.grad_accum), tc=cfg.train)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.teacher_forward = (torch.compile(self.teacher) if cfg.train.compile else self.teacher) if self.teacher else None
+
+    @property
+    def bare_model(self):
+        return self.acc.unwrap_model(self.model)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _save_checkpoint(self, epoch: int, history: list, best: dict) -> None:
+        if not self.main:
+            return
+        tmp = self.rd.checkpoints / ".last.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        ckpt.save_weights(self.bare_model, tmp / "model.safetensors", model_name=self.cfg.model, num_classes=self.num_classes)
+        state = {"epoch": epoch, "history": history, "best": best, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": seeding.rng_state(), "config_hash": self.cfg.digest()}
+        if self.acc.scaler is not None:
+            state["scaler"] = self.acc.scaler.state_dict()
+        ckpt.save_state(state, tmp / "state.pt")
+        ckpt.replace_dir(tmp, self.rd.last)
+
+    def _resume(self) -> tuple[int, list, dict]:
+        state = ckpt.load_state(self.rd.last / "state.pt")
+        ckpt.load_weights(self.bare_model, self.rd.last / "model.safetensors", model_name=self.cfg.model,
+                          num_classes=self.num_classes)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and self.acc.scaler is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
+        seeding.set_rng_state(state["rng"])
+        return state["epoch"], state["history"], state["best"]
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def _loss(self, batch):
+        logits = self.forward(batch.images)
+        if self.teacher_forward is None or self.cfg.distill.gamma == 0:
+            return soft_cross_entropy(logits, batch.targets)
+        with torch.no_grad(), self.acc.autocast():
+            t_logits = self.teacher_forward(batch.images)
+        d = self.cfg.distill
+        return kd_loss(logits, t_logits, batch.targets, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction)
+
+    def _train_epoch(self, epoch: int, bar) -> dict:
+        acc, cfg = self.acc, self.cfg
+        self.model.train()
+        self.train_pipe.set_epoch(epoch)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
+        seen = 0
+        _sync(acc)
+        start = time.perf_counter()
+        for step, batch in enumerate(self.train_pipe):
+            if step >= self.steps_per_epoch:
+                break
+            with acc.accumulate(self.model):
+                loss = self._loss(batch)
+                acc.backward(loss)
+                if cfg.train.grad_clip and acc.sync_gradients:
+                    acc.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if acc.sync_gradients:
+                    self.scheduler.step()
+            loss_sum += loss.detach().double()
+            seen += len(batch)
+            if bar is not None:
+                bar.update(1)
+                if step % 20 == 0:  # a host sync, so not every step
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise TrainingError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                            "lower train.lr or use train.grad_clip")
+                    bar.set_postfix(loss=f"{value:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
+        _sync(acc)
+        elapsed = time.perf_counter() - start
+        total = acc.reduce(torch.tensor([loss_sum.item(), step + 1], dtype=torch.float64, device=acc.device), "sum")
+        mean_loss = total[0].item() / max(total[1].item(), 1)
+        if not math.isfinite(mean_loss):
+            raise TrainingError(f"loss became {mean_loss} during epoch {epoch + 1}; lower train.lr or use train.grad_clip")
+        return {"epoch": epoch + 1, "train_loss": mean_loss, "lr": self.scheduler.get_last_lr()[0],
+                "train_seconds": elapsed, "images_per_second": seen * acc.num_processes / max(elapsed, 1e-9)}
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        if self.status == "done":
+            import json
+            return json.loads(self.rd.metrics.read_text())
+        acc, cfg = self.acc, self.cfg
+        self._setup()
+        start_epoch, history, best = 0, [], {"epoch": None, "value": None}
+        if self.status == "resume":
+            start_epoch, history, best = self._resume()
+        if self.main:
+            write_json(self.rd.run_json, {"kind": self.kind, "config_hash": cfg.digest(), "seed": cfg.seed,
+                                          **runinfo.environment(acc.num_processes)})
+            self.rd.log(f"{'resume at epoch ' + str(start_epoch + 1) if start_epoch else 'start'}: {self.kind} "
+                        f"{cfg.model} augment={cfg.augment} on {acc.device} x{acc.num_processes}")
+        if cfg.track.trackers:
+            acc.init_trackers(cfg.track.project, config=_flat(cfg.to_dict()))
+        from tqdm.auto import tqdm
+        for epoch in range(start_epoch, cfg.train.epochs):
+            bar = tqdm(total=self.steps_per_epoch, desc=f"{self.kind} {cfg.model} epoch {epoch + 1}/{cfg.train.epochs}",
+                       leave=False, disable=not (self.progress and self.main), dynamic_ncols=True)
+            try:
+                record = self._train_epoch(epoch, bar)
+            finally:
+                bar.close()
+            if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                for name in self._eval_sets():
+                    r = evaluate(self.bare_model, self.eval_pipes[name], acc)
+                    record[f"{name}_accuracy"], record[f"{name}_loss"] = r.accuracy, r.loss
+                best = self._update_best(record, best)
+            history.append(record)
+            self._save_checkpoint(epoch + 1, history, best)
+            if self.main:
+                self.rd.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+                if self.progress:
+                    tqdm.write(_epoch_line(record, cfg.train.epochs))
+            if cfg.track.trackers:
+                acc.log({k: v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
+            acc.wait_for_everyone()
+        return self._finish(history, best)
+
+    def _eval_sets(self) -> list[str]:
+        sets = ["val"] if "val" in self.eval_pipes else []
+        if not sets or self.cfg.train.select == "test_loss":
+            sets.append("test")
+        return sets
+
+    def _update_best(self, record: dict, best: dict) -> dict:
+        select = self.cfg.train.select
+        if select == "last":
+            return best
+        key = {"val_acc": "val_accuracy", "val_loss": "val_loss", "test_loss": "test_loss"}[select]
+        value = record[key]
+        better = best["value"] is None or (value > best["value"] if key.endswith("accuracy") else value < best["value"])
+        if better:
+            best = {"epoch": record["epoch"], "value": value}
+            if self.main:
+                ckpt.save_weights(self.bare_model, self.rd.best, model_name=self.cfg.model, num_classes=self.num_classes)
+        return best
+
+    def _finish(self, history: list, best: dict) -> dict:
+        acc, cfg = self.acc, self.cfg
+        acc.wait_for_everyone()
+        if cfg.train.select != "last" and best["epoch"] is not None:
+            ckpt.load_weights(self.bare_model, self.rd.best, model_name=cfg.model, num_classes=self.num_classes)
+        test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher)
+        val = evaluate(self.bare_model, self.eval_pipes["val"], acc) if "val" in self.eval_pipes else None
+        speeds = [h["images_per_second"] for h in history]
+        metrics = {
+            "kind": self.kind, "model": cfg.model, "augment": cfg.augment, "seed": cfg.seed,
+            "test_accuracy": test.accuracy, "test_loss": test.loss, "test_examples": test.count,
+            "epochs": len(history), "selected_epoch": best["epoch"] if cfg.train.select != "last" else len(history),
+            "select": cfg.train.select,
+            # the first epoch carries warm-up and compilation; report the rest when there is a rest
+            "images_per_second": float(sorted(speeds[1:] or speeds)[len(speeds[1:] or speeds) // 2]),
+            "train_seconds": sum(h["train_seconds"] for h in history), "num_processes": acc.num_processes,
+            "data_sizes": self.data_sizes, "config_hash": cfg.digest(), "history": history,
+        }
+        if val is not None:
+            metrics |= {"val_accuracy": val.accuracy, "val_loss": val.loss}
+        if self.skipped:
+            metrics["skipped_images"] = {k: len(v) for k, v in self.skipped.items()}
+        if self.teacher is not None:
+            o = test.outputs
+            metrics["teacher"] = cfg.distill.teacher
+            metrics["teacher_test_accuracy"] = float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
+            metrics["agreement"] = float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
+        if self.main:
+            ckpt.save_weights(self.bare_model, self.rd.model, model_name=cfg.model, num_classes=self.num_classes,
+                              extra={"config_hash": cfg.digest()})
+            save_outputs(self.rd.outputs, test.outputs)
+            write_json(self.rd.metrics, metrics)  # last: its presence marks the run finished
+            self.rd.log(f"finished: test_accuracy={test.accuracy:.4f} on {test.count} images")
+        if cfg.track.trackers:
+            acc.end_training()
+        acc.wait_for_everyone()
+        return metrics
+
+
+def _sync(acc) -> None:
+    if acc.device.type == "cuda":
+        torch.cuda.synchronize(acc.device)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def _epoch_line(r: dict, epochs: int) -> str:
+    parts = [f"epoch {r['epoch']}/{epochs}", f"loss {r['train_loss']:.4f}", f"{r['images_per_second']:.0f} img/s"]
+    for name in ("val", "test"):
+        if f"{name}_accuracy" in r:
+            parts.append(f"{name} acc {100 * r[f'{name}_accuracy']:.2f}%")
+    return "  ".join(parts)
+
+
+def train(cfg: Config, out_dir, *, kind: str = "teacher", overwrite: bool = False, progress: bool = True) -> dict:
+    """Train (``kind="teacher"``) or distill (``kind="student"``) and return the run's metrics."""
+    return Trainer(cfg, out_dir, kind=kind, overwrite=overwrite, progress=progress).run()

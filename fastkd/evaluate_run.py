@@ -1,0 +1,44 @@
+"""``fastkd eval RUN``: re-evaluate a finished run's final weights."""
+from __future__ import annotations
+
+import yaml
+
+from . import checkpoint as ckpt
+from . import models
+from .config import from_dict, parse_override, _merge
+from .data import load_splits
+from .engine import make_accelerator
+from .evaluate import evaluate
+from .pipelines import build_pipeline
+from .pipelines.spec import make_spec
+from .rundir import RunDir, write_json
+
+
+def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
+    rd = RunDir(run_path)
+    if not rd.config.is_file():
+        raise ckpt.CheckpointError(f"{run_path}: not a fastkd run directory (no config.yaml)")
+    if not rd.model.is_file():
+        raise ckpt.CheckpointError(f"{rd.model} not found: the run has not finished; rerun its command to complete it")
+    cfg = from_dict(yaml.safe_load(rd.config.read_text()))
+    for o in overrides:
+        _merge(cfg, parse_override(o))
+    acc = make_accelerator(cfg)
+    data = load_splits(cfg.data)
+    if split not in data:
+        raise ckpt.CheckpointError(f"--split {split}: this run has no {split} split (splits: {', '.join(data)})")
+    model = models.create(cfg.model, data["train"].num_classes)
+    ckpt.load_weights(model, rd.model, model_name=cfg.model, num_classes=data["train"].num_classes)
+    model = model.to(acc.device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=__import__("torch").channels_last)
+    pipe = build_pipeline(cfg.data.backend, data[split], make_spec("none"), train=False,
+                          batch_size=cfg.data.eval_batch_size, device=acc.device, seed=cfg.seed,
+                          process_index=acc.process_index, num_processes=acc.num_processes,
+                          num_workers=cfg.data.num_workers)
+    r = evaluate(model, pipe, acc)
+    result = {"run": str(rd.path), "model": cfg.model, "split": split, "accuracy": r.accuracy, "loss": r.loss,
+              "examples": r.count}
+    if acc.is_main_process:
+        write_json(rd.path / f"eval_{split}.json", result)
+    return result

@@ -1,0 +1,1 @@
+"""Named configs (YAML) for ``--preset``."""

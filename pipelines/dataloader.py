@@ -1,0 +1,127 @@
+"""The ``dataloader`` backend: what users write without fastkd, kept as the baseline.
+
+A per-sample ``torch.utils.data.Dataset`` decodes (from the image file when there is one, as a
+torchvision ImageFolder would) and augments each image in numpy on CPU worker processes; batches
+are copied to the device, where MixUp/CutMix run with the shared kernels, as timm does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fastkd.kernels.augment import one_hot
+from fastkd.seeding import derive_seed, generator
+
+from .batch import Batch, mix_float_batch
+from .sharding import batch_slices, shard_indices
+
+
+def _np_cutout(img: np.ndarray, size: int, holes: int, fill, rng) -> None:
+    h, w = img.shape[:2]
+    for _ in range(holes):
+        cy, cx = rng.integers(h), rng.integers(w)
+        y1, y2 = max(cy - size // 2, 0), min(cy - size // 2 + size, h)
+        x1, x2 = max(cx - size // 2, 0), min(cx - size // 2 + size, w)
+        img[y1:y2, x1:x2] = fill
+
+
+class PerSampleDataset(Dataset):
+    def __init__(self, data, spec, train: bool, seed: int):
+        self.images, self.labels, self.files = data.images, data.labels, data.files
+        self.read_files = bool(self.files) and all(os.path.isfile(f) for f in self.files[:1])
+        self.spec, self.train, self.seed = spec, train, seed
+        self.mean = np.asarray(data.mean, np.float32)
+        self.std = np.asarray(data.std, np.float32)
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.labels)
+
+    def _load(self, i: int) -> np.ndarray:
+        if self.read_files:
+            from PIL import Image
+            with Image.open(self.files[i]) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return self.images[i]
+
+    def __getitem__(self, i):
+        img = self._load(i)
+        s = self.spec
+        rng = np.random.default_rng(derive_seed(self.seed, "sample", self.epoch, int(i)))
+        if self.train and s.crop_flip:
+            h, w = img.shape[:2]
+            padded = np.pad(img, ((s.pad, s.pad), (s.pad, s.pad), (0, 0)))
+            oy, ox = rng.integers(2 * s.pad + 1), rng.integers(2 * s.pad + 1)
+            img = padded[oy:oy + h, ox:ox + w]
+            if s.flip and rng.random() < 0.5:
+                img = img[:, ::-1]
+        img = np.array(img, copy=True)
+        if self.train and s.cutout and not s.cutout_after_normalize:
+            _np_cutout(img, s.cutout_size, s.cutout_holes, 0, rng)
+        x = (img.astype(np.float32) / 255.0 - self.mean) / self.std
+        if self.train and s.cutout and s.cutout_after_normalize:
+            _np_cutout(x, s.cutout_size, s.cutout_holes, 0.0, rng)
+        return torch.from_numpy(x.transpose(2, 0, 1).copy()), int(self.labels[i]), int(i)
+
+
+class _ShardSampler(Sampler):
+    def __init__(self, pipeline):
+        self.p = pipeline
+
+    def __iter__(self):
+        return iter(self.p._indices().tolist())
+
+    def __len__(self):
+        return len(self.p._indices())
+
+
+class DataLoaderPipeline:
+    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
+                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
+                 channels_last: bool = True, num_workers: int = 4):
+        self.dataset = PerSampleDataset(data, spec, train, seed)
+        self.device = torch.device(device)
+        self.n, self.num_classes = len(data), data.num_classes
+        self.spec, self.train, self.batch_size, self.seed = spec, train, batch_size, seed
+        self.rank, self.world = process_index, num_processes
+        self.drop_last = train if drop_last is None else drop_last
+        self.dtype, self.channels_last = dtype, channels_last
+        self.num_workers = num_workers
+        self._mix_only = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.dataset.epoch = epoch
+
+    def _indices(self):
+        return shard_indices(self.n, epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world, shuffle=self.train)
+
+    @property
+    def num_samples(self) -> int:
+        return sum(b - a for a, b in batch_slices(len(self._indices()), self.batch_size, self.drop_last))
+
+    def __len__(self):
+        return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
+
+    def __iter__(self):
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=_ShardSampler(self),
+                            num_workers=self.num_workers, drop_last=self.drop_last,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False,
+                            # fork is unsafe once numba/CUDA threads exist (see the design notes)
+                            multiprocessing_context="spawn" if self.num_workers else None)
+        gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
+        smoothing = self.spec.label_smoothing if self.train else 0.0
+        for x, labels, index in loader:
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            labels, index = labels.to(self.device), index.to(self.device)
+            y = one_hot(labels, self.num_classes, smoothing=smoothing)
+            if self.train and self.spec.mix:
+                x, y = mix_float_batch(x, y, self._mix_only, generator=gen)
+            yield Batch(x.to(self.dtype), y, labels, index)
