@@ -40,6 +40,12 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
     if cpu and precision == "fp16":
         raise TrainingError("train.precision=fp16 needs a GPU; use bf16 or no on a CPU")
     trackers = cfg.track.trackers or None
+    # Accelerate keeps one global state per process; a process that runs several trainings (a
+    # study, the tests) with different precision or accumulation needs it rebuilt. The process
+    # group (PartialState) is kept.
+    from accelerate.state import AcceleratorState, GradientState
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     project = ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "tracking")) if out_dir else None
     return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
                        log_with=trackers, project_config=project)

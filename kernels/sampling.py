@@ -36,13 +36,13 @@ def _gamma(shape: float, n: int, generator, device) -> torch.Tensor:
 
 
 def beta(alpha: float, beta_: float, n: int, *, generator=None, device=None) -> torch.Tensor:
-    """n Beta(alpha, beta_) variates (float32) on ``device`` drawn from ``generator``."""
+    """n Beta(alpha, beta_) variates (float64, so values near 1 are not rounded to 1) on ``device``."""
     if generator is not None and device is None:
         device = generator.device
     device = torch.device(device) if device is not None else torch.device("cpu")
     ga = _gamma(alpha, n, generator, device)
     gb = _gamma(beta_, n, generator, device)
-    return (ga / (ga + gb)).float()
+    return ga / (ga + gb)
 
 
 def uniform_int(high, n: int, *, generator=None, device=None) -> torch.Tensor:

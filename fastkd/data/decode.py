@@ -1,10 +1,11 @@
-"""Decode image files (from disk or an archive) into one uint8 array, in parallel threads."""
+"""Decode image files (from disk or an archive) into one uint8 array, on all cores."""
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,8 @@ from PIL import Image
 from .arrays import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+_CHUNK = 1024
+_PARALLEL_FROM = 4096  # below this, starting worker processes costs more than it saves
 
 
 def decode_bytes(data: bytes, image_size: int | None) -> np.ndarray:
@@ -32,36 +35,61 @@ def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
-def decode_all(names: Sequence[str], read: Callable[[str], bytes], *, image_size: int | None,
-               on_corrupt: str, progress=None) -> tuple[np.ndarray, list[int], list[str]]:
-    """Decode every named image. Returns (images (M, H, W, 3), kept indices, skipped names).
-
-    A file that cannot be decoded raises :class:`DataError` naming it, or, with
-    ``on_corrupt="skip"``, is left out and reported in the skipped list.
-    """
-    def one(name):
+def _decode_chunk(sources: list, image_size: int | None) -> list:
+    """Each source is a path (str) or the file's bytes; failures come back as error strings."""
+    out = []
+    for src in sources:
         try:
-            return decode_bytes(read(name), image_size)
+            data = open(src, "rb").read() if isinstance(src, str) else src
+            out.append(decode_bytes(data, image_size))
         except Exception as exc:  # PIL raises many types for bad files
-            if on_corrupt == "skip":
-                return None
-            raise DataError(f"{name}: cannot decode image ({type(exc).__name__}: {exc}); "
-                            "fix or remove the file, or set data.on_corrupt=skip to leave such files out") from exc
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
 
-    workers = min(16, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
-        results = []
-        for arr in pool.map(one, names, chunksize=64):
-            results.append(arr)
+
+def _fork_is_safe() -> bool:
+    """Forking after CUDA initialised is unsafe; spawn would re-run a user's unguarded script.
+    So decode in forked workers only while the process has no CUDA context, else serially."""
+    if os.name != "posix":
+        return False
+    import sys
+    torch = sys.modules.get("torch")
+    return torch is None or not torch.cuda.is_initialized()
+
+
+def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | None, on_corrupt: str,
+               progress=None) -> tuple[np.ndarray, list[int], list[str]]:
+    """Decode every image (``sources[i]`` is a path or bytes, ``names[i]`` its name for messages).
+
+    Returns (images (M, H, W, 3), kept indices, skipped names). A file that cannot be decoded
+    raises :class:`DataError` naming it, or, with ``on_corrupt="skip"``, is left out and listed.
+    """
+    chunks = [list(sources[s:s + _CHUNK]) for s in range(0, len(sources), _CHUNK)]
+    workers = min(os.cpu_count() or 1, 16)
+    results: list = []
+    if len(sources) >= _PARALLEL_FROM and workers > 1 and _fork_is_safe():
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for part in pool.map(_decode_chunk, chunks, [image_size] * len(chunks)):
+                results += part
+                if progress is not None:
+                    progress.update(len(part))
+    else:
+        for chunk in chunks:
+            results += _decode_chunk(chunk, image_size)
             if progress is not None:
-                progress.update(1)
-    kept = [i for i, a in enumerate(results) if a is not None]
-    skipped = [names[i] for i, a in enumerate(results) if a is None]
+                progress.update(len(chunk))
+    failed = [i for i, r in enumerate(results) if isinstance(r, str)]
+    if failed and on_corrupt != "skip":
+        i = failed[0]
+        raise DataError(f"{names[i]}: cannot decode image ({results[i]}); fix or remove the file, or set "
+                        f"data.on_corrupt=skip to leave such files out ({len(failed)} unreadable in all)")
+    kept = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    skipped = [names[i] for i in failed]
     if not kept:
         raise DataError(f"no readable image among {len(names)} files (first: {names[0] if names else '-'})")
     shapes = {results[i].shape for i in kept}
     if len(shapes) > 1:
-        first = {}
+        first: dict = {}
         for i in kept:
             first.setdefault(results[i].shape, names[i])
         examples = "; ".join(f"{s[1]}x{s[0]} e.g. {n}" for s, n in list(first.items())[:3])

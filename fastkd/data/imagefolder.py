@@ -64,16 +64,13 @@ def read_split(source: Path, split: str, *, classes=None, image_size=None, on_co
     if source.is_file() and tarfile.is_tarfile(source):
         files, labels, classes = scan_tar(source, split, classes)
         with tarfile.open(source) as tar:
-            def read(name):
-                return tar.extractfile(name).read()
-            # tarfile is not thread-safe: read every member first, then decode in parallel
-            blobs = {n: read(n) for n in files}
-        images, kept, skipped = decode_all(files, blobs.__getitem__, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
+            blobs = [tar.extractfile(n).read() for n in files]
         files = [f"{source}!{f}" for f in files]
+        images, kept, skipped = decode_all(files, blobs, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
     else:
         files, labels, classes = scan_tree(source / split, classes)
-        images, kept, skipped = decode_all(files, lambda p: Path(p).read_bytes(), image_size=image_size,
-                                           on_corrupt=on_corrupt, progress=progress)
+        images, kept, skipped = decode_all(files, files, image_size=image_size, on_corrupt=on_corrupt,
+                                           progress=progress)
     labels = np.asarray(labels, dtype=np.int64)[kept]
     return images, labels, classes, [files[i] for i in kept], skipped
 

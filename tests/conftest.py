@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    # decoded-image cache and downloads go to a throwaway folder, never the user's ~/.cache
+    os.environ["FASTKD_CACHE"] = str(tmp_path_factory.mktemp("fastkd-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def cifar_jpeg_tree(tmp_path_factory):
+    """The shared full CIFAR-10 JPEG tree, unpacked once; tests using it skip when it is absent."""
+    if not SHARED_CIFAR.is_file():
+        pytest.skip(f"{SHARED_CIFAR} not present")
+    import tarfile
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(SHARED_CIFAR) as tar:
+        tar.extractall(root, filter="data")
+    return root

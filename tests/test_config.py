@@ -1,0 +1,58 @@
+import pytest
+
+from fastkd import config as C
+
+
+def test_layers_apply_in_order(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 0.3\n  epochs: 5\nmodel: lenet\n")
+    cfg = C.build(preset="paper-teacher", files=[f], overrides=["train.lr=0.05", "augment=mixup", "train.milestones=[1,2]"])
+    assert cfg.model == "lenet" and cfg.train.epochs == 5 and cfg.train.lr == 0.05
+    assert cfg.augment == "mixup" and cfg.train.milestones == [1, 2]
+    assert cfg.data.val_split == 5000  # from the preset
+
+
+def test_unknown_key_names_key_and_known_keys():
+    with pytest.raises(C.ConfigError, match=r"unknown config key 'train.lrr'.*lr, momentum"):
+        C.build(overrides=["train.lrr=1"])
+    with pytest.raises(C.ConfigError, match="unknown config key 'modle'"):
+        C.build(overrides=["modle=lenet"])
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("train.precision=fp8", "train.precision: invalid value 'fp8'; allowed: no, bf16, fp16"),
+    ("train.epochs=ten", "train.epochs: expected an integer"),
+    ("train.epochs=0", "train.epochs: must be > 0"),
+    ("model=resnet19", "known models"),
+    ("augment=mixup+cutmix", "at most one mixing"),
+    ("distill.gamma=2", "distill.gamma"),
+    ("train.channels_last=maybe", "expected true or false"),
+    ("data.backend=nope", "data.backend: invalid value"),
+    ("train.lr", "expected KEY=VALUE"),
+])
+def test_bad_values_fail_before_work(override, msg):
+    with pytest.raises(C.ConfigError) as e:
+        C.build(overrides=[override])
+    assert msg in str(e.value)
+
+
+def test_every_preset_resolves_and_unknown_preset_lists_them():
+    for name in C.preset_names():
+        C.build(preset=name)
+    assert {"paper-teacher", "paper-student", "fast", "smoke"} <= set(C.preset_names())
+    with pytest.raises(C.ConfigError, match="available: .*smoke"):
+        C.build(preset="nope")
+
+
+def test_paper_presets_carry_the_protocol():
+    s = C.build(preset="paper-student")
+    assert (s.distill.temperature, s.distill.gamma, s.distill.reduction) == (20.0, 0.5, "mean")
+    assert (s.train.lr, s.train.momentum, s.train.weight_decay) == (1e-4, 0.99, 0.0)
+    t = C.build(preset="paper-teacher")
+    assert (t.train.lr, t.train.momentum, t.train.weight_decay, t.train.milestones) == (0.1, 0.9, 1e-4, [60, 80, 120])
+
+
+def test_digest_and_diff():
+    a, b = C.build(), C.build(overrides=["train.lr=0.2"])
+    assert a.digest() != b.digest() and a.digest() == C.build().digest()
+    assert C.diff(a.to_dict(), b.to_dict()) == ["train.lr: 0.1 -> 0.2"]
