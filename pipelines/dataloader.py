@@ -36,8 +36,6 @@ class PerSampleDataset(Dataset):
         self.spec, self.train, self.seed = spec, train, seed
         self.mean = np.asarray(data.mean, np.float32)
         self.std = np.asarray(data.std, np.float32)
-        self.epoch = 0
-
     def __len__(self):
         return len(self.labels)
 
@@ -48,10 +46,11 @@ class PerSampleDataset(Dataset):
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
         return self.images[i]
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        i, epoch = key  # the sampler sends the epoch along: persistent workers never see set_epoch
         img = self._load(i)
         s = self.spec
-        rng = np.random.default_rng(derive_seed(self.seed, "sample", self.epoch, int(i)))
+        rng = np.random.default_rng(derive_seed(self.seed, "sample", epoch, int(i)))
         if self.train and s.crop_flip:
             h, w = img.shape[:2]
             padded = np.pad(img, ((s.pad, s.pad), (s.pad, s.pad), (0, 0)))
@@ -73,7 +72,7 @@ class _ShardSampler(Sampler):
         self.p = pipeline
 
     def __iter__(self):
-        return iter(self.p._indices().tolist())
+        return iter([(i, self.p.epoch) for i in self.p._indices().tolist()])
 
     def __len__(self):
         return len(self.p._indices())
@@ -92,11 +91,11 @@ class DataLoaderPipeline:
         self.dtype, self.channels_last = dtype, channels_last
         self.num_workers = num_workers
         self._mix_only = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
+        self._dl = None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        self.dataset.epoch = epoch
 
     def _indices(self):
         return shard_indices(self.n, epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world, shuffle=self.train)
@@ -108,12 +107,17 @@ class DataLoaderPipeline:
     def __len__(self):
         return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
 
+    def _loader(self) -> DataLoader:
+        if self._dl is None:  # built once: persistent workers start once per run, not per epoch
+            self._dl = DataLoader(self.dataset, batch_size=self.batch_size, sampler=_ShardSampler(self),
+                                  num_workers=self.num_workers, drop_last=self.drop_last,
+                                  pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
+                                  # fork is unsafe once numba/CUDA threads exist (see the design notes)
+                                  multiprocessing_context="spawn" if self.num_workers else None)
+        return self._dl
+
     def __iter__(self):
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=_ShardSampler(self),
-                            num_workers=self.num_workers, drop_last=self.drop_last,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False,
-                            # fork is unsafe once numba/CUDA threads exist (see the design notes)
-                            multiprocessing_context="spawn" if self.num_workers else None)
+        loader = self._loader()
         gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
         smoothing = self.spec.label_smoothing if self.train else 0.0
         for x, labels, index in loader:

@@ -48,13 +48,15 @@ def _decode_chunk(sources: list, image_size: int | None) -> list:
 
 
 def _fork_is_safe() -> bool:
-    """Forking after CUDA initialised is unsafe; spawn would re-run a user's unguarded script.
-    So decode in forked workers only while the process has no CUDA context, else serially."""
+    """Forking a process that runs CUDA or a process group's threads is unsafe, and spawn would
+    re-run a user's unguarded script; so decode in forked workers only while neither exists."""
     if os.name != "posix":
         return False
     import sys
     torch = sys.modules.get("torch")
-    return torch is None or not torch.cuda.is_initialized()
+    if torch is None:
+        return True
+    return not torch.cuda.is_initialized() and not (torch.distributed.is_available() and torch.distributed.is_initialized())
 
 
 def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | None, on_corrupt: str,

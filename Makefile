@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` (install + main job) and `make test` (install + tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build on the project's machines; on a GPU machine use e.g. TORCH_SPEC="torch==2.11.*"
+# with the matching CUDA index, before `make install`.
+TORCH_SPEC ?= torch==2.13.0
+RUNS ?= runs/demo
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test,faiss-cpu]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/fastkd train --preset demo --out $(RUNS)/teacher-crop_flip
+	$(VENV)/bin/fastkd train --preset demo --set augment=mixup --out $(RUNS)/teacher-mixup
+	$(VENV)/bin/fastkd distill --preset demo --set model=lenet --set augment=none --teacher $(RUNS)/teacher-crop_flip --out $(RUNS)/lenet-from-crop_flip
+	$(VENV)/bin/fastkd distill --preset demo --set model=lenet --set augment=none --teacher $(RUNS)/teacher-mixup --out $(RUNS)/lenet-from-mixup
+	$(PY) scripts/summarize_runs.py $(RUNS)
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install
+	$(PY) scripts/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) runs bench-results

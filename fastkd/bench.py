@@ -1,0 +1,191 @@
+"""Throughput benchmark: loader alone, teacher step and KD step, per data pipeline.
+
+Compares fastkd's ``tensor`` pipeline with the per-sample DataLoader a user would otherwise write
+(``dataloader`` backend: PIL decode + numpy augmentation in worker processes, MixUp/CutMix on
+the batch), and with the bare step on one pre-made device batch (the ceiling). Prints a table
+and writes JSON. Run ``fastkd bench -- --help``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from . import models, runinfo
+from .config import DataConfig
+from .data import load_splits
+from .data.loading import sample_path
+from .losses import kd_loss, soft_cross_entropy
+from .pipelines import build_pipeline
+from .pipelines.spec import make_spec
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _forever(pipe):
+    epoch = 0
+    while True:
+        pipe.set_epoch(epoch)
+        yield from pipe
+        epoch += 1
+
+
+def _timed(step, batches, steps: int, warmup: int, device, batch_size: int) -> float:
+    """Images/s over ``steps`` calls of ``step(batch)`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step(next(batches))
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(next(batches))
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+class _Steps:
+    """Teacher (CE) and KD training steps on fixed models, as the engine runs them."""
+
+    def __init__(self, teacher_name, student_name, num_classes, device, precision, channels_last, compile_):
+        mf = torch.channels_last if channels_last else torch.contiguous_format
+        self.device = device
+        self.teacher = models.create(teacher_name, num_classes).to(device, memory_format=mf)
+        self.student = models.create(student_name, num_classes).to(device, memory_format=mf)
+        self.frozen = models.create(teacher_name, num_classes).to(device, memory_format=mf).eval().requires_grad_(False)
+        self.opt_t = torch.optim.SGD(self.teacher.parameters(), lr=0.01, momentum=0.9)
+        self.opt_s = torch.optim.SGD(self.student.parameters(), lr=0.01, momentum=0.9)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        wrap = torch.compile if compile_ else (lambda m: m)
+        self.f_teacher, self.f_student, self.f_frozen = wrap(self.teacher), wrap(self.student), wrap(self.frozen)
+
+    def _autocast(self):
+        if self.dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def teacher_step(self, batch):
+        with self._autocast():
+            loss = soft_cross_entropy(self.f_teacher(batch.images), batch.targets)
+        loss.backward()
+        self.opt_t.step()
+        self.opt_t.zero_grad(set_to_none=True)
+
+    def kd_step(self, batch):
+        with self._autocast():
+            with torch.no_grad():
+                t = self.f_frozen(batch.images)
+            loss = kd_loss(self.f_student(batch.images), t, batch.targets, temperature=4.0, gamma=0.9)
+        loss.backward()
+        self.opt_s.step()
+        self.opt_s.zero_grad(set_to_none=True)
+
+
+def _data_root(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    # the bundled sample unpacked, so the DataLoader baseline decodes real JPEG files per sample
+    root = Path(tempfile.mkdtemp(prefix="fastkd-bench-"))
+    with tarfile.open(sample_path()) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+def run(args) -> dict:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    gpu = device.type == "cuda"
+    teacher = args.teacher or ("resnet18" if gpu else "resnet20")
+    student = args.student or ("resnet20" if gpu else "resnet8")
+    bs = args.batch_size or (512 if gpu else 128)
+    precision = args.precision or ("bf16" if gpu else "no")
+    root = _data_root(args.data)
+    train = load_splits(DataConfig(name="imagefolder", path=str(root)), progress=True)["train"]
+    spec = make_spec(args.augment, per_sample=args.per_sample)
+    steps = _Steps(teacher, student, train.num_classes, device, precision, args.channels_last, args.compile)
+
+    def pipe(backend):
+        return build_pipeline(backend, train, spec, train=True, batch_size=bs, device=device, seed=0,
+                              channels_last=args.channels_last, num_workers=args.workers)
+
+    rows = []
+    fixed = next(iter(pipe("tensor")))
+    fixed_batches = iter(lambda: fixed, None)
+    for what, fn in (("teacher step", steps.teacher_step), ("kd step", steps.kd_step)):
+        rows.append({"pipeline": "bare (one device batch)", "measure": what,
+                     "images_per_second": _timed(fn, fixed_batches, args.steps, args.warmup, device, bs)})
+    for backend in args.backends:
+        p = pipe(backend)
+        label = backend if backend != "dataloader" else f"dataloader ({args.workers} workers)"
+        for what, fn in (("loader only", lambda b: None), ("teacher step", steps.teacher_step), ("kd step", steps.kd_step)):
+            n = args.loader_steps if what == "loader only" else args.steps
+            ips = _timed(fn, _forever(p), n, args.warmup, device, bs)
+            rows.append({"pipeline": label, "backend": backend, "measure": what, "images_per_second": ips})
+    _add_ratios(rows)
+    return {"config": {"teacher": teacher, "student": student, "batch_size": bs, "precision": precision,
+                       "augment": spec.name, "per_sample": args.per_sample, "channels_last": args.channels_last,
+                       "compile": args.compile, "workers": args.workers, "steps": args.steps, "warmup": args.warmup,
+                       "data": str(root), "train_images": len(train), "device": str(device)},
+            "environment": runinfo.environment(), "results": rows}
+
+
+def _add_ratios(rows: list) -> None:
+    """Each row's speed relative to the bare step and to the DataLoader baseline, same measure."""
+    by = {(r.get("backend", "bare"), r["measure"]): r["images_per_second"] for r in rows}
+    for r in rows:
+        base = by.get(("dataloader", r["measure"]))
+        bare = by.get(("bare", r["measure"]))
+        if base and r.get("backend") != "dataloader":
+            r["x_vs_dataloader"] = r["images_per_second"] / base
+        if bare and r.get("backend"):
+            r["fraction_of_bare"] = r["images_per_second"] / bare
+
+
+def format_table(result: dict) -> str:
+    c = result["config"]
+    lines = [f"device {c['device']}  teacher {c['teacher']}  student {c['student']}  batch {c['batch_size']}  "
+             f"precision {c['precision']}  augment {c['augment']}{' (per sample)' if c['per_sample'] else ''}",
+             f"{'pipeline':<28}{'measure':<14}{'img/s':>10}{'vs dataloader':>15}{'of bare step':>14}"]
+    for r in result["results"]:
+        vs = f"{r['x_vs_dataloader']:.2f}x" if "x_vs_dataloader" in r else ""
+        bare = f"{100 * r['fraction_of_bare']:.1f}%" if "fraction_of_bare" in r else ""
+        lines.append(f"{r['pipeline']:<28}{r['measure']:<14}{r['images_per_second']:>10.0f}{vs:>15}{bare:>14}")
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fastkd bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="ImageFolder root with train/ (default: the bundled sample, unpacked)")
+    p.add_argument("--augment", default="crop_flip+mixup")
+    p.add_argument("--per-sample", action="store_true", help="one lambda per sample for MixUp/CutMix")
+    p.add_argument("--teacher", help="default resnet18 on a GPU, resnet20 on a CPU")
+    p.add_argument("--student", help="default resnet20 on a GPU, resnet8 on a CPU")
+    p.add_argument("--batch-size", type=int, help="default 512 on a GPU, 128 on a CPU")
+    p.add_argument("--precision", choices=("no", "bf16", "fp16"), help="default bf16 on a GPU, no on a CPU")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--backends", nargs="+", default=["tensor", "dataloader"])
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers for the baseline")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--loader-steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="where to write the JSON result (default bench-results/pipeline-<time>.json)")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = [a for a in (argv or []) if a != "--"]
+    args = parser().parse_args(argv)
+    result = run(args)
+    print(format_table(result))
+    out = Path(args.json or f"bench-results/pipeline-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {out}")
+    return 0
