@@ -18,11 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/fastkd train --preset demo --out $(RUNS)/teacher-crop_flip
-	$(VENV)/bin/fastkd train --preset demo --set augment=mixup --out $(RUNS)/teacher-mixup
-	$(VENV)/bin/fastkd distill --preset demo --set model=lenet --set augment=none --teacher $(RUNS)/teacher-crop_flip --out $(RUNS)/lenet-from-crop_flip
-	$(VENV)/bin/fastkd distill --preset demo --set model=lenet --set augment=none --teacher $(RUNS)/teacher-mixup --out $(RUNS)/lenet-from-mixup
-	$(PY) scripts/summarize_runs.py $(RUNS)
+	$(VENV)/bin/fastkd study --preset demo --out $(RUNS)
 
 test: install
 	$(PY) -m pytest -q

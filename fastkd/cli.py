@@ -1,4 +1,4 @@
-"""The ``fastkd`` command: train, distill, eval, bench, info."""
+"""The ``fastkd`` command: train, distill, eval, study, report, metric, bench, info."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +52,47 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from .study import load_study, run_study
+    extra = {"common": {"data": {"path": args.data}}} if args.data else None
+    if args.seeds:
+        extra = (extra or {}) | {"seeds": args.seeds}
+    sc = load_study(args.preset, args.config, args.overrides, extra)
+    records = run_study(sc, args.out, retry_failed=args.retry_failed, progress=not args.quiet)
+    bad = [r["id"] for r in records if r["status"] != "done"]
+    if bad:
+        print(f"{len(bad)} run(s) did not finish: {', '.join(bad)} (see the report)", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .study.ledger import Ledger
+    import yaml
+    out = Path(args.study)
+    records = Ledger(out).records()
+    if not records:
+        print(f"fastkd: error: no ledger records under {out}/ledger", file=sys.stderr)
+        return 2
+    ref = "none"
+    if (out / "study.yaml").is_file():
+        ref = (yaml.safe_load((out / "study.yaml").read_text()) or {}).get("reference_augment", "none")
+    paths = write_report(records, out / "report", reference_augment=ref)
+    print(paths["summary_text"])
+    print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
+    return 0
+
+
+def cmd_metric(args) -> int:
+    from .metrics.analysis import analyze_run
+    result = analyze_run(args.run, knn_k=args.k, cd_variants=tuple(args.variants))
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
     return bench_main(args.bench_args)
@@ -94,6 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data key, e.g. --set data.path=/other/copy")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("study", help="run a grid of teachers x augmentations x students and report it")
+    p.add_argument("--preset", help="study preset: demo, paper, fast, cifar100-kd")
+    p.add_argument("--config", action="append", default=[], metavar="FILE.yaml", help="study YAML (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study key, e.g. --set seeds=3 or --set common.train.epochs=2")
+    p.add_argument("--data", help="shorthand for --set common.data.path=PATH")
+    p.add_argument("--seeds", type=int, help="repeat every cell with this many seeds")
+    p.add_argument("--out", required=True, help="study folder (rerun the same command to resume)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("report", help="regenerate a study's tables and plots from its ledger")
+    p.add_argument("study", help="study folder")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("metric", help="class discrimination, k-NN, calibration and fidelity of a finished run")
+    p.add_argument("run", help="run directory (reads test_outputs.npz, train_outputs.npz)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"])
+    p.add_argument("--out", help="also write the JSON here")
+    p.set_defaults(func=cmd_metric)
 
     p = sub.add_parser("bench", help="throughput benchmark (see `fastkd bench -- --help`)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)

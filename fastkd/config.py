@@ -78,6 +78,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs between evaluations (validation split, else test)
     select: str = "last"  # last | val_acc | val_loss | test_loss (the paper's, leaks test data)
     sync_bn: bool = False
+    save_train_outputs: bool = False  # also save logits/features of the (unaugmented) training set
     grad_clip: float | None = None
 
 
@@ -140,6 +141,10 @@ def _coerce(key: str, value: Any, tp) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -181,6 +186,38 @@ def _merge(obj, updates: dict, prefix: str = "") -> None:
             _merge(current, value, full + ".")
         else:
             setattr(obj, key, _coerce(full, value, hints[key]))
+
+
+def expand_dotted(d: dict) -> dict:
+    """``{"train.lr": 0.1, "data": {"name": "x"}}`` -> fully nested dict (later keys win)."""
+    out: dict = {}
+    for key, value in (d or {}).items():
+        node = out
+        parts = str(key).split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(value, dict):
+            deep_update(node.setdefault(parts[-1], {}), expand_dotted(value))
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def deep_update(base: dict, update: dict) -> dict:
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def merge_layers(*layers: dict) -> dict:
+    """Nested merge of override dicts (dotted keys allowed), later layers winning."""
+    out: dict = {}
+    for layer in layers:
+        deep_update(out, expand_dotted(layer))
+    return out
 
 
 def get_key(cfg: Config, dotted: str):

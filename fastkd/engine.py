@@ -104,6 +104,9 @@ class Trainer:
         self.eval_pipes = {name: build_pipeline(cfg.data.backend, data[name], eval_spec, train=False,
                                                 batch_size=cfg.data.eval_batch_size, **common)
                            for name in ("val", "test") if name in data}
+        if cfg.train.save_train_outputs:  # the k-NN metrics need the training set's latent space
+            self.eval_pipes["train"] = build_pipeline(cfg.data.backend, data["train"], eval_spec, train=False,
+                                                      batch_size=cfg.data.eval_batch_size, **common)
         self.data_sizes = {k: len(v) for k, v in data.items()}
         self.skipped = {k: v.skipped for k, v in data.items() if v.skipped}
 
@@ -276,6 +279,7 @@ class Trainer:
             ckpt.load_weights(self.bare_model, self.rd.best, model_name=cfg.model, num_classes=self.num_classes)
         test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher)
         val = evaluate(self.bare_model, self.eval_pipes["val"], acc) if "val" in self.eval_pipes else None
+        train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True) if cfg.train.save_train_outputs else None
         speeds = [h["images_per_second"] for h in history]
         metrics = {
             "kind": self.kind, "model": cfg.model, "augment": cfg.augment, "seed": cfg.seed,
@@ -300,6 +304,8 @@ class Trainer:
             ckpt.save_weights(self.bare_model, self.rd.model, model_name=cfg.model, num_classes=self.num_classes,
                               extra={"config_hash": cfg.digest()})
             save_outputs(self.rd.outputs, test.outputs)
+            if train_out is not None:
+                save_outputs(self.rd.train_outputs, train_out.outputs)
             write_json(self.rd.metrics, metrics)  # last: its presence marks the run finished
             self.rd.log(f"finished: test_accuracy={test.accuracy:.4f} on {test.count} images")
         if cfg.track.trackers:

@@ -8,6 +8,7 @@
     model.safetensors  the final weights (what `fastkd distill --teacher` and `fastkd eval` read)
     metrics.json       written last, atomically: its presence means the run is finished
     test_outputs.npz   per test image: label, logits, penultimate features (+ teacher's, for students)
+    train_outputs.npz  the same for the unaugmented training set (train.save_train_outputs)
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class RunDir:
         self.model = self.path / "model.safetensors"
         self.metrics = self.path / "metrics.json"
         self.outputs = self.path / "test_outputs.npz"
+        self.train_outputs = self.path / "train_outputs.npz"
 
     def is_finished(self) -> bool:
         return self.metrics.is_file()
@@ -82,7 +84,8 @@ class RunDir:
         return "new"
 
     def clear(self) -> None:
-        for p in (self.config, self.run_json, self.log_file, self.best, self.model, self.metrics, self.outputs):
+        for p in (self.config, self.run_json, self.log_file, self.best, self.model, self.metrics, self.outputs,
+                  self.train_outputs):
             p.unlink(missing_ok=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
 

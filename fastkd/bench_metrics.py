@@ -1,0 +1,89 @@
+"""Speed of the latent-space metrics on synthetic features: class discrimination (clean, paper)
+and k-NN purity through FAISS (exact and IVF) and the torch brute force, for N points of D
+dimensions in 10 classes. Prints a table and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runinfo
+from .metrics import class_discrimination, knn_purity
+from .metrics.knn import _faiss
+
+
+def _features(n, d, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    centres = torch.randn(10, d, generator=g)
+    x = centres[y] + 2.0 * torch.randn(n, d, generator=g)
+    return x.to(device), y.to(device)
+
+
+def _time(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def run(args) -> dict:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    has_faiss = _faiss() is not None
+    rows = []
+    for n in args.sizes:
+        for d in args.dims:
+            if n * d * 4 > args.max_bytes:
+                rows.append({"n": n, "d": d, "skipped": f"features exceed --max-bytes {args.max_bytes}"})
+                continue
+            x, y = _features(n, d, device)
+            row = {"n": n, "d": d}
+            row["cd_clean_s"] = _time(lambda: class_discrimination(x, y, "clean"), device)
+            if n * d * 8 <= args.max_bytes:
+                row["cd_paper_s"] = _time(lambda: class_discrimination(x, y, "paper"), device)
+            if n <= args.max_knn_n:
+                row["knn_torch_s"] = _time(lambda: knn_purity(x, y, args.k, backend="torch"), device)
+                if has_faiss:
+                    row["knn_faiss_flat_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss"), device)
+                    row["faiss_speedup_vs_torch"] = row["knn_torch_s"] / row["knn_faiss_flat_s"]
+            if has_faiss and n >= args.ivf_from:
+                row["knn_faiss_ivf_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss", index="ivf"), device)
+            rows.append(row)
+            print(_line(row), flush=True)
+    return {"device": str(device), "faiss": has_faiss, "k": args.k, "environment": runinfo.environment(), "results": rows}
+
+
+def _line(r: dict) -> str:
+    if "skipped" in r:
+        return f"N={r['n']:>8} D={r['d']:>5}  skipped: {r['skipped']}"
+    cells = [f"{k[:-2]} {v:.3f}s" for k, v in r.items() if k.endswith("_s")]
+    if "faiss_speedup_vs_torch" in r:
+        cells.append(f"faiss/torch {r['faiss_speedup_vs_torch']:.2f}x")
+    return f"N={r['n']:>8} D={r['d']:>5}  " + "  ".join(cells)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench_metrics", description=__doc__)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 1_000_000])
+    p.add_argument("--dims", type=int, nargs="+", default=[10, 512, 2048])
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--max-knn-n", type=int, default=50_000, help="exact k-NN only up to this N (it is N^2 D)")
+    p.add_argument("--ivf-from", type=int, default=1_000_000, help="also time the FAISS IVF index from this N")
+    p.add_argument("--max-bytes", type=float, default=6e9, help="skip sizes whose float32 features exceed this")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    result = run(args)
+    out = Path(args.json or f"bench-results/metrics-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,62 @@
+"""All metrics of one finished run, from the outputs it saved (no new inference)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .calibration import calibration, reliability_bins
+from .discrimination import class_discrimination
+from .fidelity import fidelity
+from .knn import knn_accuracy, knn_purity
+
+REPRESENTATIONS = ("softmax", "logits", "features")
+
+
+def _representation(outputs, name: str, prefix: str = "") -> np.ndarray:
+    logits = outputs[prefix + "logits"]
+    if name == "softmax":
+        return torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
+    return outputs[prefix + ("features" if name == "features" else "logits")]
+
+
+def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
+                    cd_variants=("paper", "clean", "gdv"), gdv_max_points: int = 20000) -> dict:
+    """Class discrimination per representation and variant, k-NN purity/accuracy of the
+    penultimate features, calibration and (for students) fidelity to the teacher."""
+    labels = test["labels"]
+    out: dict = {"calibration": calibration(test["logits"], labels),
+                 "reliability": reliability_bins(test["logits"], labels), "class_discrimination": {}}
+    for rep in REPRESENTATIONS:
+        x = _representation(test, rep)
+        out["class_discrimination"][rep] = {}
+        for v in cd_variants:
+            if v == "gdv" and len(x) > gdv_max_points:
+                continue  # quadratic in N; skipped on large sets (use fastkd metric directly)
+            try:
+                r = class_discrimination(x, labels, v)
+                out["class_discrimination"][rep][v] = {"score": r.score, "intra": r.intra, "inter": r.inter}
+            except ValueError as exc:  # e.g. a class with < 2 points under the paper variant
+                out["class_discrimination"][rep][v] = {"error": str(exc)}
+    k = min(knn_k, len(labels) - 1)
+    out["knn"] = {"k": k, "purity_features": knn_purity(test["features"], labels, k),
+                  "purity_logits": knn_purity(test["logits"], labels, k)}
+    if train is not None:
+        out["knn"]["accuracy_features"] = knn_accuracy(train["features"], train["labels"], test["features"], labels, k)
+    if "teacher_logits" in test:
+        out["fidelity"] = fidelity(test["teacher_logits"], test["logits"])
+    return out
+
+
+def analyze_run(run_dir, **kw) -> dict:
+    from pathlib import Path
+    rd = Path(run_dir)
+    test_path = rd / "test_outputs.npz"
+    if not test_path.is_file():
+        raise FileNotFoundError(f"{test_path} not found: is {rd} a finished fastkd run?")
+    with np.load(test_path) as z:
+        test = dict(z)
+    train = None
+    if (rd / "train_outputs.npz").is_file():
+        with np.load(rd / "train_outputs.npz") as z:
+            train = dict(z)
+    return analyze_outputs(test, train, **kw)

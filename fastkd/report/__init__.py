@@ -1,0 +1,4 @@
+"""Tables (Markdown, CSV, JSON) and plots (PNG) from a study's ledger records."""
+from .tables import build_tables, write_report
+
+__all__ = ["build_tables", "write_report"]

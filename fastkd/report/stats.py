@@ -1,0 +1,36 @@
+"""Small statistics for reports: mean +- sample std, Welch's t-test, Spearman's rank correlation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+
+
+def welch_t_test(a, b) -> tuple[float, float]:
+    """(t, two-sided p) of Welch's unequal-variance t-test; nan when either side has < 2 values."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        return (math.inf if a.mean() != b.mean() else 0.0), (0.0 if a.mean() != b.mean() else 1.0)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    from scipy import stats
+    return float(t), float(2 * stats.t.sf(abs(t), dof))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    from scipy import stats
+    return float(stats.spearmanr(x, y).statistic)

@@ -1,0 +1,122 @@
+"""The study grid: a typed YAML spec expanded into an ordered plan of runs."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..config import Config, ConfigError, _merge, build, merge_layers, read_yaml
+from ..metrics.discrimination import VARIANTS
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    teacher_preset: str = "paper-teacher"
+    student_preset: str = "paper-student"
+    common: dict = field(default_factory=dict)  # overrides for every run (e.g. data.path)
+    teacher: dict = field(default_factory=dict)  # overrides for every teacher
+    student: dict = field(default_factory=dict)  # overrides for every student (and the scratch baseline)
+    teachers: list[str] = field(default_factory=lambda: ["resnet18"])
+    augments: list[str] = field(default_factory=lambda: ["none", "crop_flip", "cutout", "mixup", "cutmix"])
+    students: list[str] = field(default_factory=lambda: ["lenet", "alexnet"])
+    # named distillation settings, each a dict of student overrides, e.g.
+    # {kd: {}, kd-mixup: {augment: mixup}} (augmentation during distillation: the teacher sees
+    # the same mixed batch)
+    distill: dict = field(default_factory=lambda: {"kd": {}})
+    scratch: bool = True  # the student trained from scratch (distill.gamma = 0): the baseline
+    seeds: int = 1
+    first_seed: int = 0
+    knn_k: int = 10
+    cd_variants: list[str] = field(default_factory=lambda: ["paper", "clean", "gdv"])
+    reference_augment: str = "none"  # students are compared (Welch's t-test) with this teacher's
+
+
+@dataclass
+class RunSpec:
+    id: str
+    kind: str  # teacher | student
+    config: Config
+    teacher_id: str | None
+    labels: dict  # teacher_model, augment, student_model, distill, seed
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+
+
+def study_preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in (resources.files("fastkd.presets") / "studies").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | None = None) -> StudyConfig:
+    """Resolve a study spec: defaults <- study preset <- YAML files <- extra <- ``--set`` overrides."""
+    from ..config import parse_override
+    sc = StudyConfig()
+    layers = []
+    if preset:
+        path = resources.files("fastkd.presets") / "studies" / f"{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"--preset: unknown study preset {preset!r}; available: {', '.join(study_preset_names())}")
+        layers.append(yaml.safe_load(path.read_text()) or {})
+    layers += [read_yaml(f) for f in files] + ([extra] if extra else []) + [parse_override(o) for o in overrides]
+    for layer in layers:
+        _merge(sc, layer)
+    return validate(sc)
+
+
+def validate(sc: StudyConfig) -> StudyConfig:
+    if sc.seeds < 1:
+        raise ConfigError(f"seeds: must be >= 1, got {sc.seeds}")
+    bad = [v for v in sc.cd_variants if v not in VARIANTS]
+    if bad:
+        raise ConfigError(f"cd_variants: unknown {bad}; allowed: {', '.join(VARIANTS)}")
+    if not isinstance(sc.distill, dict) or not all(isinstance(v, dict) for v in sc.distill.values()):
+        raise ConfigError("distill: expected a mapping of setting name -> student overrides, e.g. {kd: {}}")
+    if sc.reference_augment not in sc.augments:
+        raise ConfigError(f"reference_augment: {sc.reference_augment!r} is not among augments {sc.augments}")
+    if not sc.teachers or not sc.augments:
+        raise ConfigError("teachers and augments must each name at least one entry")
+    plan(sc, Path("."))  # builds every run's config now: a bad key fails before any training
+    return sc
+
+
+def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
+    """Every run of the grid, teachers first (students depend on them)."""
+    runs: list[RunSpec] = []
+    seeds = range(sc.first_seed, sc.first_seed + sc.seeds)
+
+    def cfg(preset, *layers):
+        try:
+            return build(preset=preset, extra=merge_layers(*layers))
+        except ConfigError as exc:
+            raise ConfigError(f"study: {exc}") from exc
+
+    for seed in seeds:
+        for tm in sc.teachers:
+            for aug in sc.augments:
+                tid = _slug(f"teacher-{tm}-{aug}-s{seed}")
+                c = cfg(sc.teacher_preset, sc.common, sc.teacher,
+                        {"model": tm, "augment": aug, "seed": seed, "train": {"save_train_outputs": True}})
+                runs.append(RunSpec(tid, "teacher", c, None, {"teacher_model": tm, "augment": aug, "seed": seed}))
+    teachers = [r for r in runs]
+    for seed in seeds:
+        for t in (t for t in teachers if t.labels["seed"] == seed):
+            for sm in sc.students:
+                for dname, dover in sc.distill.items():
+                    sid = _slug(f"student-{sm}-{dname}-from-{t.labels['teacher_model']}-{t.labels['augment']}-s{seed}")
+                    c = cfg(sc.student_preset, sc.common, sc.student, dover,
+                            {"model": sm, "seed": seed, "distill": {"teacher": str(out / "runs" / t.id)},
+                             "train": {"save_train_outputs": True}})
+                    runs.append(RunSpec(sid, "student", c, t.id, {**t.labels, "student_model": sm, "distill": dname}))
+        if sc.scratch:
+            for sm in sc.students:
+                c = cfg(sc.student_preset, sc.common, sc.student,
+                        {"model": sm, "seed": seed, "distill": {"gamma": 0.0, "teacher": None},
+                         "train": {"save_train_outputs": True}})
+                runs.append(RunSpec(_slug(f"scratch-{sm}-s{seed}"), "student", c, None,
+                                    {"student_model": sm, "distill": "scratch", "augment": "scratch", "seed": seed}))
+    return runs

@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+
+from fastkd import engine
+from fastkd.config import ConfigError
+from fastkd.study import load_study, run_study
+from fastkd.study import runner as runner_mod
+from fastkd.study.ledger import Ledger
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "teacher_preset": "smoke", "student_preset": "smoke",
+    "common": {"data.limit_train": 192, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
+               "data.eval_batch_size": 100},
+    "teacher": {"augment": "none"}, "student": {"augment": "none"},
+    "teachers": ["resnet8"], "augments": ["none", "mixup"], "students": ["lenet"], "distill": {"kd": {}},
+    "scratch": True, "knn_k": 5, "cd_variants": ["paper", "clean"],
+}
+
+
+def _study(**kw):
+    return load_study(extra=TINY | kw)
+
+
+def _starts(run_dir):
+    return sum(" start:" in line for line in (run_dir / "train.log").read_text().splitlines())
+
+
+def test_grid_ledger_report_and_significance(tmp_path):
+    records = run_study(_study(seeds=2), tmp_path, progress=False)
+    assert len(records) == 10 and all(r["status"] == "done" for r in records)
+    ids = [r["id"] for r in records]
+    assert "teacher-resnet8-mixup-s1" in ids and "student-lenet-kd-from-resnet8-mixup-s1" in ids and "scratch-lenet-s0" in ids
+    for name in ("summary.md", "teachers.csv", "students.csv", "class_discrimination.csv", "knn.csv",
+                 "calibration_fidelity.csv", "tables.json", "accuracy_by_augment.png", "cd_vs_student_accuracy.png",
+                 "reliability.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    tables = json.loads((tmp_path / "report" / "tables.json").read_text())
+    row = next(r for r in tables["students"] if r["augment"] == "mixup")
+    accs = [r["metrics"]["test_accuracy"] for r in records if r["id"].startswith("student-lenet-kd-from-resnet8-mixup")]
+    assert row["test_accuracy"] == pytest.approx(np.mean(accs)) and row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert 0 <= row["p_value"] <= 1 and row["seeds"] == 2
+    rec = next(r for r in records if r["id"] == "student-lenet-kd-from-resnet8-none-s0")
+    cd = rec["analysis"]["class_discrimination"]
+    assert set(cd) == {"softmax", "logits", "features"} and set(cd["softmax"]) == {"paper", "clean"}
+    assert {"agreement", "kl"} <= set(rec["analysis"]["fidelity"]) and "accuracy_features" in rec["analysis"]["knn"]
+    assert rec["config"]["distill"]["teacher"].endswith("runs/teacher-resnet8-none-s0")
+
+
+@pytest.mark.parametrize("kill", ["mid-training", "after-run-before-record", "while-analysing"])
+def test_killed_study_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch, kill):
+    sc = _study()
+    real_loss, real_analyze = engine.Trainer._loss, runner_mod.analyze_run
+    calls = {"n": 0}
+
+    def tick(limit):
+        calls["n"] += 1
+        if calls["n"] == limit:
+            raise KeyboardInterrupt
+
+    if kill == "mid-training":  # 6 steps per run: call 21 is mid-way through the fourth run
+        monkeypatch.setattr(engine.Trainer, "_loss", lambda self, b: (tick(6 * 3 + 3), real_loss(self, b))[1])
+    elif kill == "after-run-before-record":
+        monkeypatch.setattr(runner_mod, "analyze_run", lambda *a, **k: (tick(2), real_analyze(*a, **k))[1])
+    else:
+        monkeypatch.setattr(runner_mod, "analyze_run", lambda *a, **k: (tick(4), real_analyze(*a, **k))[1])
+    with pytest.raises(KeyboardInterrupt):
+        run_study(sc, tmp_path, progress=False)
+    finished_before = {r["id"] for r in Ledger(tmp_path).records()}
+    assert 0 < len(finished_before) < 5
+    monkeypatch.setattr(engine.Trainer, "_loss", real_loss)
+    monkeypatch.setattr(runner_mod, "analyze_run", real_analyze)
+    records = run_study(sc, tmp_path, progress=False)
+    assert len(records) == 5 and all(r["status"] == "done" for r in records)
+    assert len(list((tmp_path / "ledger").glob("*.json"))) == 5 and not list((tmp_path / "ledger").glob(".*"))
+    for rid in finished_before:
+        assert _starts(tmp_path / "runs" / rid) == 1, f"{rid} was trained again"
+    # and a third invocation does nothing at all
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ledger").glob("*.json")}
+    run_study(sc, tmp_path, progress=False)
+    assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ledger").glob("*.json")}
+
+
+def test_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
+    real = engine.Trainer._train_epoch
+
+    def nan_for_mixup(self, epoch, bar):
+        if self.cfg.augment == "mixup" and self.kind == "teacher":
+            raise engine.TrainingError("loss became nan at epoch 1, step 3")
+        return real(self, epoch, bar)
+
+    monkeypatch.setattr(engine.Trainer, "_train_epoch", nan_for_mixup)
+    records = {r["id"]: r for r in run_study(_study(), tmp_path, progress=False)}
+    assert records["teacher-resnet8-mixup-s0"]["status"] == "failed"
+    assert "nan" in records["teacher-resnet8-mixup-s0"]["error"]
+    assert records["student-lenet-kd-from-resnet8-mixup-s0"]["status"] == "skipped"
+    assert records["student-lenet-kd-from-resnet8-none-s0"]["status"] == "done"
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "teacher-resnet8-mixup-s0" in summary and "did not finish" in summary
+
+
+def test_bad_study_keys_fail_before_any_run(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'seed'"):
+        load_study(extra=TINY | {"seed": 3})
+    with pytest.raises(ConfigError, match="study: unknown config key 'train.lrr'"):
+        load_study(extra=TINY | {"common": {"train.lrr": 1}})
+    with pytest.raises(ConfigError, match="available: .*demo"):
+        load_study("nope")
+    for name in ("demo", "paper", "fast", "cifar100-kd"):
+        load_study(name)
