@@ -184,6 +184,8 @@ def _merge(obj, updates: dict, prefix: str = "") -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, full + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):  # free-form mappings merge deeply
+            setattr(obj, key, merge_layers(current, value))
         else:
             setattr(obj, key, _coerce(full, value, hints[key]))
 

@@ -111,3 +111,22 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study("nope")
     for name in ("demo", "paper", "fast", "cifar100-kd"):
         load_study(name)
+
+
+def test_demo_preset_end_to_end_through_the_cli_at_reduced_size(tmp_path, capsys):
+    from fastkd.cli import main as cli_main
+    out = tmp_path / "demo"
+    small = ["--set", "common.data.limit_train=160", "--set", "common.data.limit_test=100", "--set",
+             "teacher.train.epochs=1", "--set", "student.train.epochs=1", "--set", "common.train.batch_size=32"]
+    assert cli_main(["study", "--preset", "demo", "--out", str(out), "--quiet"] + small) == 0
+    records = Ledger(out).records()
+    assert len(records) == 11 and all(r["status"] == "done" for r in records)
+    teacher = next(r for r in records if r["id"] == "teacher-resnet8-cutmix-s0")
+    assert teacher["config"]["train"]["epochs"] == 1 and teacher["config"]["data"]["name"] == "sample"
+    assert teacher["config"]["augment"] == "cutmix" and teacher["metrics"]["test_examples"] == 100
+    (out / "report" / "summary.md").unlink()
+    assert cli_main(["report", str(out)]) == 0 and (out / "report" / "summary.md").is_file()
+    assert "| lenet | scratch |" in capsys.readouterr().out
+    assert cli_main(["metric", str(out / "runs" / "scratch-lenet-s0"), "--variants", "paper"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["class_discrimination"]["features"]) == {"paper"}
