@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,faiss-cpu]"
+	$(PY) -m pip install -q -e ".[test,faiss-cpu,dali]"
 	touch $@
 
 demo: install

@@ -87,6 +87,14 @@ class _Steps:
         self.opt_s.zero_grad(set_to_none=True)
 
 
+def _has_dali() -> bool:
+    try:
+        import nvidia.dali  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def _data_root(path: str | None) -> Path:
     if path:
         return Path(path)
@@ -113,15 +121,16 @@ def run(args) -> dict:
         return build_pipeline(backend, train, spec, train=True, batch_size=bs, device=device, seed=0,
                               channels_last=args.channels_last, num_workers=args.workers)
 
+    backends = args.backends or ["tensor", "dataloader"] + (["dali"] if _has_dali() else [])
     rows = []
     fixed = next(iter(pipe("tensor")))
     fixed_batches = iter(lambda: fixed, None)
     for what, fn in (("teacher step", steps.teacher_step), ("kd step", steps.kd_step)):
         rows.append({"pipeline": "bare (one device batch)", "measure": what,
                      "images_per_second": _timed(fn, fixed_batches, args.steps, args.warmup, device, bs)})
-    for backend in args.backends:
+    for backend in backends:
         p = pipe(backend)
-        label = backend if backend != "dataloader" else f"dataloader ({args.workers} workers)"
+        label = {"dataloader": f"dataloader ({args.workers} workers)", "dali": f"dali ({args.workers} threads)"}.get(backend, backend)
         for what, fn in (("loader only", lambda b: None), ("teacher step", steps.teacher_step), ("kd step", steps.kd_step)):
             n = args.loader_steps if what == "loader only" else args.steps
             ips = _timed(fn, _forever(p), n, args.warmup, device, bs)
@@ -169,7 +178,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("no", "bf16", "fp16"), help="default bf16 on a GPU, no on a CPU")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--backends", nargs="+", default=["tensor", "dataloader"])
+    p.add_argument("--backends", nargs="+", default=None,
+                   help="default: tensor, dataloader, and dali when it is installed")
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers for the baseline")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--loader-steps", type=int, default=30)

@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 class DataConfig:
     name: str = "sample"  # sample | cifar10 | cifar100 | imagefolder
     path: str | None = None  # archive, extracted folder, or ImageFolder root
-    backend: str = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers)
+    backend: str = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali
+    dali_decode: str = "auto"  # dali: auto (GPU "mixed" decode when there is a GPU) | cpu | mixed
     download: bool = False  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
     cache_dir: str | None = None  # downloads and decoded-image cache (default ~/.cache/fastkd)
     val_split: float = 0  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
@@ -119,7 +120,8 @@ class Config:
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "data.name": ("sample", "cifar10", "cifar100", "imagefolder"),
-    "data.backend": ("tensor", "dataloader"),
+    "data.backend": ("tensor", "dataloader", "dali"),
+    "data.dali_decode": ("auto", "cpu", "mixed"),
     "data.on_corrupt": ("error", "skip"),
     "train.optimizer": ("sgd", "adamw"),
     "train.schedule": ("step", "cosine", "linear", "constant"),

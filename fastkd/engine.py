@@ -51,6 +51,15 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
                        log_with=trackers, project_config=project)
 
 
+def pipeline_options(cfg: Config, acc) -> dict:
+    """The keyword arguments every backend takes, from the config and the process layout."""
+    opts = dict(device=acc.device, seed=cfg.seed, process_index=acc.process_index, num_processes=acc.num_processes,
+                channels_last=cfg.train.channels_last, num_workers=cfg.data.num_workers)
+    if cfg.data.backend == "dali":
+        opts |= dict(decode=cfg.data.dali_decode, image_size=cfg.data.image_size)
+    return opts
+
+
 def load_teacher(run_path: str, num_classes: int, device) -> tuple[torch.nn.Module, Config]:
     """The frozen teacher of a finished ``fastkd train`` run directory."""
     rd = RunDir(run_path)
@@ -92,12 +101,10 @@ class Trainer:
     def _setup(self):
         cfg, acc = self.cfg, self.acc
         seeding.seed_everything(cfg.seed)  # same initial weights on every process
-        data = load_splits(cfg.data, progress=self.progress and self.main)
+        data = load_splits(cfg.data, progress=self.progress and self.main, decode=cfg.data.backend != "dali")
         self.num_classes = data["train"].num_classes
         self.spec = make_spec(cfg.augment, **dataclasses.asdict(cfg.aug))
-        common = dict(device=acc.device, seed=cfg.seed, process_index=acc.process_index,
-                      num_processes=acc.num_processes, channels_last=cfg.train.channels_last,
-                      num_workers=cfg.data.num_workers)
+        common = pipeline_options(cfg, acc)
         self.train_pipe = build_pipeline(cfg.data.backend, data["train"], self.spec, train=True,
                                          batch_size=cfg.train.batch_size, drop_last=cfg.train.drop_last, **common)
         eval_spec = make_spec("none")

@@ -7,7 +7,7 @@ from . import checkpoint as ckpt
 from . import models
 from .config import from_dict, parse_override, _merge
 from .data import load_splits
-from .engine import make_accelerator
+from .engine import make_accelerator, pipeline_options
 from .evaluate import evaluate
 from .pipelines import build_pipeline
 from .pipelines.spec import make_spec
@@ -24,7 +24,7 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
     for o in overrides:
         _merge(cfg, parse_override(o))
     acc = make_accelerator(cfg)
-    data = load_splits(cfg.data)
+    data = load_splits(cfg.data, decode=cfg.data.backend != "dali")
     if split not in data:
         raise ckpt.CheckpointError(f"--split {split}: this run has no {split} split (splits: {', '.join(data)})")
     model = models.create(cfg.model, data["train"].num_classes)
@@ -33,9 +33,7 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
     if cfg.train.channels_last:
         model = model.to(memory_format=__import__("torch").channels_last)
     pipe = build_pipeline(cfg.data.backend, data[split], make_spec("none"), train=False,
-                          batch_size=cfg.data.eval_batch_size, device=acc.device, seed=cfg.seed,
-                          process_index=acc.process_index, num_processes=acc.num_processes,
-                          num_workers=cfg.data.num_workers)
+                          batch_size=cfg.data.eval_batch_size, **pipeline_options(cfg, acc))
     r = evaluate(model, pipe, acc)
     result = {"run": str(rd.path), "model": cfg.model, "split": split, "accuracy": r.accuracy, "loss": r.loss,
               "examples": r.count}

@@ -1,15 +1,21 @@
 """``build_pipeline``: backend name -> pipeline object (iterable of Batch, ``set_epoch``, ``len``)."""
 from __future__ import annotations
 
-BACKENDS = ("tensor", "dataloader")
+BACKENDS = ("tensor", "dataloader", "dali")
 
 
 def build_pipeline(backend: str, data, spec, **kwargs):
     if backend == "tensor":
         from .tensor import TensorPipeline
-        kwargs.pop("num_workers", None)
+        for key in ("num_workers", "decode", "image_size"):
+            kwargs.pop(key, None)
         return TensorPipeline(data, spec, **kwargs)
     if backend == "dataloader":
         from .dataloader import DataLoaderPipeline
+        kwargs.pop("decode", None)
+        kwargs.pop("image_size", None)
         return DataLoaderPipeline(data, spec, **kwargs)
+    if backend == "dali":
+        from .dali import DaliPipeline
+        return DaliPipeline(data, spec, **kwargs)
     raise ValueError(f"data.backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")

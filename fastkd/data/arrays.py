@@ -39,6 +39,12 @@ class ImageArrays:
         return len(self.labels)
 
     @property
+    def decoded(self) -> bool:
+        """False for a file listing whose pixels were not loaded (images of shape (N, 0, 0, 3)),
+        as the DALI backend reads ImageFolder trees: it decodes the files itself."""
+        return self.images.shape[1] > 0
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 

@@ -95,8 +95,41 @@ def _limit(data: ImageArrays, n: int | None, seed: int) -> ImageArrays:
     return data.subset(np.sort(stratified_order(data.labels, seed)[:n]))
 
 
-def load_splits(cfg, *, progress: bool = False) -> dict[str, ImageArrays]:
-    """Read the data set named by ``cfg`` (a DataConfig) -> {"train", "test"[, "val"]}."""
+def _list_folder(root: Path, cfg) -> dict:
+    """File lists and labels of an ImageFolder tree, without decoding (for the DALI backend)."""
+    test_name = imagefolder.find_split(root, ("test", "val", "validation"))
+    if root.is_file() or imagefolder.find_split(root, ("train",)) is None or test_name is None:
+        raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
+                        "each holding one directory per class")
+    train_files, train_labels, classes = imagefolder.scan_tree(root / "train")
+    test_files, test_labels, _ = imagefolder.scan_tree(root / test_name, classes)
+    empty = lambda n: np.zeros((n, 0, 0, 3), dtype=np.uint8)  # noqa: E731
+    return {"train": (empty(len(train_files)), np.asarray(train_labels), train_files, []),
+            "test": (empty(len(test_files)), np.asarray(test_labels), test_files, []), "classes": classes}
+
+
+def file_channel_stats(files: list[str], limit: int = 2000, seed: int = 0):
+    """Channel mean/std estimated from up to ``limit`` decoded files (any sizes)."""
+    from PIL import Image
+    pick = np.random.default_rng(seed).permutation(len(files))[:limit]
+    s1, s2, count = np.zeros(3), np.zeros(3), 0
+    for i in pick:
+        with Image.open(files[i]) as im:
+            a = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+        s1 += a.sum(0)
+        s2 += (a * a).sum(0)
+        count += len(a)
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str, ImageArrays]:
+    """Read the data set named by ``cfg`` (a DataConfig) -> {"train", "test"[, "val"]}.
+
+    ``decode=False`` lists an ImageFolder tree without decoding it (pixels are read later by a
+    backend that decodes files itself); other sources are always loaded.
+    """
     if cfg.name not in DATASETS:
         raise DataError(f"data.name: unknown data set {cfg.name!r}; allowed: {', '.join(DATASETS)}")
     if cfg.name in cifar.CIFAR:
@@ -115,10 +148,13 @@ def load_splits(cfg, *, progress: bool = False) -> dict[str, ImageArrays]:
             root = Path(cfg.path).expanduser()
             if not root.exists():
                 raise DataError(f"data.path: {root} does not exist")
-        raw = _read_folder(root, cfg, progress)
+        lazy = not decode and cfg.name == "imagefolder"
+        raw = _list_folder(root, cfg) if lazy else _read_folder(root, cfg, progress)
         classes = raw["classes"]
         if cfg.name == "sample":  # a CIFAR-10 subset: use CIFAR-10's statistics
             mean, std = cifar.CIFAR["cifar10"].mean, cifar.CIFAR["cifar10"].std
+        elif lazy:
+            mean, std = (cfg.mean, cfg.std) if cfg.mean and cfg.std else file_channel_stats(raw["train"][2])
         else:
             mean, std = channel_stats(raw["train"][0])
         parts = {s: ImageArrays(raw[s][0], raw[s][1], classes, mean, std, raw[s][2], list(raw[s][3]))

@@ -1,0 +1,206 @@
+"""The ``dali`` backend: images decoded and augmented by NVIDIA DALI.
+
+Sources: an ImageFolder tree goes through DALI's file reader (JPEG decode on the GPU, ``mixed``,
+when there is one; on the CPU otherwise); in-memory uint8 arrays (CIFAR archives, the bundled
+sample) through an external source. Per-sample transforms run in the DALI graph: zero-padded
+random crop + flip for small images, random-resized-crop + flip (train) and resize + centre
+crop (eval) for ImageNet-style data (``image_size``), cutout (``fn.erase``), normalisation to
+CHW float. MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix``
+kernels, so every backend mixes identically.
+
+Order and sharding are fastkd's own (``sharding.shard_indices``): each epoch builds a small
+DALI pipeline over this process's samples in that order with a seed derived from (seed, epoch,
+rank). So shuffling matches the other backends, evaluation counts every image once (the padded
+tail of the last batch is cut off), and a resumed run replays the same epochs.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from fastkd.kernels.augment import one_hot
+from fastkd.seeding import derive_seed, generator
+
+from .batch import Batch, mix_float_batch
+from .sharding import batch_slices, shard_indices
+
+INSTALL_HINT = ("the dali backend needs NVIDIA DALI: pip install 'fastkd[dali]' (CUDA 13 wheel "
+                "nvidia-dali-cuda130, which also runs in CPU mode) or 'fastkd[dali-cuda12]'")
+
+
+def _dali():
+    try:
+        import nvidia.dali  # noqa: F401
+        return nvidia.dali
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+
+
+class DaliPipeline:
+    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
+                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
+                 channels_last: bool = True, num_workers: int = 4, decode: str = "auto", image_size: int | None = None):
+        _dali()
+        self.device = torch.device(device)
+        self.gpu = self.device.type == "cuda"
+        if decode not in ("auto", "cpu", "mixed"):
+            raise ValueError(f"decode must be auto, cpu or mixed, got {decode!r}")
+        if decode == "mixed" and not self.gpu:
+            raise ValueError("DALI decode='mixed' needs a CUDA device")
+        self.decode = decode if decode != "auto" else ("mixed" if self.gpu else "cpu")
+        self.data, self.spec, self.train = data, spec, train
+        self.files = data.files if data.files and all(os.path.isfile(f) for f in data.files[:1]) else None
+        if self.files is None and not data.decoded:
+            raise ValueError("DALI needs either image files or decoded arrays")
+        self.batch_size, self.seed = batch_size, seed
+        self.rank, self.world = process_index, num_processes
+        self.drop_last = train if drop_last is None else drop_last
+        self.dtype, self.channels_last = dtype, channels_last
+        self.num_threads = max(1, num_workers)
+        self.image_size = image_size
+        self.num_classes = data.num_classes
+        # cutout ran in the DALI graph; only mixing is left for the device kernels
+        import dataclasses
+        self._mix_only = dataclasses.replace(spec, cutout=False)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> np.ndarray:
+        return shard_indices(len(self.data), epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world,
+                             shuffle=self.train).numpy()
+
+    @property
+    def num_samples(self) -> int:
+        return sum(b - a for a, b in batch_slices(len(self._indices()), self.batch_size, self.drop_last))
+
+    def __len__(self) -> int:
+        return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
+
+    # ---- the DALI graph --------------------------------------------------------------------
+    def _build(self, order: np.ndarray):
+        dali = _dali()
+        from nvidia.dali import fn, types
+        spec, data = self.spec, self.data
+        bs = self.batch_size
+        mean = [255.0 * m for m in data.mean]
+        std = [255.0 * s for s in data.std]
+
+        @dali.pipeline_def(batch_size=bs, num_threads=self.num_threads, device_id=self.device.index or 0 if self.gpu else None,
+                           seed=derive_seed(self.seed, "dali", self.epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2)
+        def graph():
+            if self.files is not None:
+                files = [self.files[i] for i in order]
+                labels = [int(data.labels[i]) for i in order]
+                jpegs, labels_node = fn.readers.file(files=files, labels=labels, random_shuffle=False,
+                                                     pad_last_batch=True, name="Reader")
+                images = fn.decoders.image(jpegs, device=self.decode, output_type=types.RGB)
+            else:
+                def batch_source(info):
+                    # batches past the end (prefetching) repeat the last one and are never used
+                    start = min(info.iteration * bs, max(len(order) - 1, 0))
+                    idx = order[start:start + bs]
+                    idx = np.concatenate([idx, np.repeat(idx[-1:], bs - len(idx))]) if len(idx) < bs else idx
+                    return [data.images[i] for i in idx], [np.array([data.labels[i]], dtype=np.int32) for i in idx]
+
+                images, labels_node = fn.external_source(source=batch_source, num_outputs=2, batch=True,
+                                                         batch_info=True, layout=["HWC", ""])
+                if self.gpu:
+                    images = images.gpu()
+            mirror = fn.random.coin_flip(probability=0.5) if (self.train and spec.flip and spec.crop_flip) else 0
+            if self.image_size:  # ImageNet-style: crop_flip means random-resized-crop + flip
+                s = self.image_size
+                if self.train and spec.crop_flip:
+                    images = fn.random_resized_crop(images, size=[s, s])
+                else:
+                    images = fn.resize(images, resize_shorter=int(round(s * 256 / 224)))
+                crop = (s, s)
+            else:
+                if self.train and spec.crop_flip:
+                    p = spec.pad
+                    offsets = [float(v) for v in range(-p, p + 1)]
+                    oy = fn.random.uniform(values=offsets)
+                    ox = fn.random.uniform(values=offsets)
+                    anchor = fn.stack(oy, ox)
+                    shape = images.shape(dtype=types.FLOAT)[0:2]  # (H, W) of HWC
+                    images = fn.slice(images, anchor, shape, axis_names="HW", normalized_anchor=False,
+                                      normalized_shape=False, out_of_bounds_policy="pad", fill_values=0)
+                crop = None
+            cmn = dict(mean=mean, std=std, mirror=mirror, dtype=types.FLOAT, output_layout="CHW")
+            if crop:
+                cmn["crop"] = crop
+            out = fn.crop_mirror_normalize(images, **cmn)
+            if self.train and spec.cutout:
+                out = self._cutout(fn, types, out)
+            return out, labels_node
+
+        pipe = graph()
+        pipe.build()
+        return pipe
+
+    def _cutout(self, fn, types, out):
+        """Cutout (DeVries & Taylor 2017) as fn.erase: centre uniform over the image, clipped."""
+        s = self.spec
+        size = float(s.cutout_size)
+        hw = out.shape(dtype=types.FLOAT)[1:3]  # CHW -> (H, W)
+        anchors, shapes = [], []
+        for _ in range(s.cutout_holes):
+            centre = fn.random.uniform(range=[0.0, 1.0], shape=2) * hw
+            anchors.append(fn.cast(fn.cast(centre, dtype=types.INT32), dtype=types.FLOAT) - float(s.cutout_size // 2))
+            shapes += [size, size]
+        anchor = anchors[0] if len(anchors) == 1 else fn.cat(*anchors)
+        # before normalisation a hole is raw pixel 0, i.e. -mean/std once normalised
+        fill = [0.0] if s.cutout_after_normalize else [-m / d for m, d in zip(self.data.mean, self.data.std)]
+        return fn.erase(out, anchor=anchor, shape=shapes, axis_names="HW", fill_value=fill)
+
+    # ---- iteration -------------------------------------------------------------------------
+    def _to_torch(self, tensor_list) -> torch.Tensor:
+        t = tensor_list.as_tensor()
+        if self.gpu:
+            from nvidia.dali.plugin.pytorch import feed_ndarray
+            out = torch.empty(t.shape(), dtype=torch.float32 if t.dtype == _dali().types.FLOAT else torch.int32,
+                              device=self.device)
+            feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream(self.device))
+            return out
+        return torch.from_numpy(np.array(t)).to(self.device)
+
+    def _run(self, pipe, batch_index: np.ndarray):
+        try:
+            return pipe.run()
+        except RuntimeError as exc:
+            if self.files is None:
+                raise
+            from fastkd.data import DataError
+            from fastkd.data.decode import _decode_chunk
+            files = [self.files[i] for i in batch_index]
+            bad = [f for f, r in zip(files, _decode_chunk(files, None)) if isinstance(r, str)]
+            if bad:  # name the file DALI choked on (its own message may not)
+                raise DataError(f"{bad[0]}: cannot decode image (DALI: {str(exc).splitlines()[0]}); fix or remove "
+                                "the file") from exc
+            raise
+
+    def __iter__(self):
+        order = self._indices()
+        slices = batch_slices(len(order), self.batch_size, self.drop_last)
+        if not slices:
+            return
+        pipe = self._build(order)
+        gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
+        smoothing = self.spec.label_smoothing if self.train else 0.0
+        try:
+            for a, b in slices:
+                images, labels = self._run(pipe, order[a:b])
+                x = self._to_torch(images)[: b - a]
+                y_int = self._to_torch(labels).view(-1)[: b - a].long()
+                index = torch.from_numpy(order[a:b]).to(self.device)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = one_hot(y_int, self.num_classes, smoothing=smoothing)
+                if self.train and self.spec.mix:
+                    x, y = mix_float_batch(x, y, self._mix_only, generator=gen)
+                yield Batch(x.to(self.dtype), y, y_int, index)
+        finally:
+            del pipe
