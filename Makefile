@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 RUNS ?= runs/demo
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install system-deps demo test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[test,faiss-cpu,dali]"
+	# FFCV builds from source against OpenCV and libjpeg-turbo (Debian: make system-deps);
+	# without them its tests skip and the ffcv backend explains how to install it.
+	if pkg-config --exists libturbojpeg && (pkg-config --exists opencv4 || pkg-config --exists opencv); then \
+		$(PY) -m pip install -q -e ".[ffcv]"; \
+	else echo "note: FFCV not installed (no pkg-config/opencv/libturbojpeg; run make system-deps as root)"; fi
 	touch $@
+
+# System packages FFCV builds against (Debian/Ubuntu, as root).
+system-deps:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libopencv-dev libturbojpeg0-dev
 
 demo: install
 	$(VENV)/bin/fastkd study --preset demo --out $(RUNS)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import models, runinfo
@@ -87,11 +88,11 @@ class _Steps:
         self.opt_s.zero_grad(set_to_none=True)
 
 
-def _has_dali() -> bool:
+def _installed(backend: str) -> bool:
+    import importlib.util
     try:
-        import nvidia.dali  # noqa: F401
-        return True
-    except ImportError:
+        return importlib.util.find_spec({"dali": "nvidia.dali", "ffcv": "ffcv"}[backend]) is not None
+    except ModuleNotFoundError:
         return False
 
 
@@ -118,10 +119,17 @@ def run(args) -> dict:
     steps = _Steps(teacher, student, train.num_classes, device, precision, args.channels_last, args.compile)
 
     def pipe(backend):
-        return build_pipeline(backend, train, spec, train=True, batch_size=bs, device=device, seed=0,
+        return build_pipeline(backend, sources.get(backend, train), spec, train=True, batch_size=bs, device=device, seed=0,
                               channels_last=args.channels_last, num_workers=args.workers)
 
-    backends = args.backends or ["tensor", "dataloader"] + (["dali"] if _has_dali() else [])
+    backends = args.backends or ["tensor", "dataloader"] + [b for b in ("dali", "ffcv") if _installed(b)]
+    sources = {b: train for b in backends}
+    if "ffcv" in backends:  # FFCV reads its own file format: convert once, untimed
+        from .data.beton import convert, read_listing
+        beton_dir = Path(tempfile.mkdtemp(prefix="fastkd-bench-beton-"))
+        convert({"train": train, "test": train.subset(np.arange(min(len(train), 100)))}, beton_dir, name="bench",
+                num_workers=args.workers)
+        sources["ffcv"] = read_listing(beton_dir)["train"]
     rows = []
     fixed = next(iter(pipe("tensor")))
     fixed_batches = iter(lambda: fixed, None)
@@ -130,7 +138,8 @@ def run(args) -> dict:
                      "images_per_second": _timed(fn, fixed_batches, args.steps, args.warmup, device, bs)})
     for backend in backends:
         p = pipe(backend)
-        label = {"dataloader": f"dataloader ({args.workers} workers)", "dali": f"dali ({args.workers} threads)"}.get(backend, backend)
+        label = {"dataloader": f"dataloader ({args.workers} workers)", "dali": f"dali ({args.workers} threads)",
+                 "ffcv": f"ffcv ({args.workers} threads)"}.get(backend, backend)
         for what, fn in (("loader only", lambda b: None), ("teacher step", steps.teacher_step), ("kd step", steps.kd_step)):
             n = args.loader_steps if what == "loader only" else args.steps
             ips = _timed(fn, _forever(p), n, args.warmup, device, bs)

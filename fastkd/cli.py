@@ -93,6 +93,27 @@ def cmd_metric(args) -> int:
     return 0
 
 
+def cmd_data_convert(args) -> int:
+    from .config import DataConfig
+    from .data import load_splits
+    from .data.beton import convert
+    if args.to != "beton":
+        print(f"fastkd: error: --to {args.to}: only 'beton' is supported", file=sys.stderr)
+        return 2
+    cfg = DataConfig(name=args.data, path=args.path, image_size=args.image_size, on_corrupt=args.on_corrupt)
+    splits = load_splits(cfg, progress=True)
+    out = Path(args.out)
+    name = args.name or args.data
+    if out.suffix == ".beton":  # --out data/cifar10-train.beton: its folder, named after it
+        name = args.name or out.stem.removesuffix("-train").removesuffix("-test")
+        out = out.parent
+    paths = convert(splits, out, name=name, storage=args.storage, max_resolution=args.max_resolution,
+                    jpeg_quality=args.jpeg_quality, overwrite=args.overwrite, num_workers=args.workers,
+                    source=f"{args.data}:{args.path or ''}")
+    print("wrote", *[str(p) for p in paths.values()], f"(use --set data.backend=ffcv --set data.path={out})")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
     return bench_main(args.bench_args)
@@ -158,6 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"])
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=cmd_metric)
+
+    p = sub.add_parser("data", help="data set tools: convert to FFCV .beton files")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("convert", help="write a data set as FFCV .beton files (train and test)")
+    c.add_argument("--to", default="beton", help="target format (beton)")
+    c.add_argument("--data", default="cifar10", choices=("sample", "cifar10", "cifar100", "imagefolder"))
+    c.add_argument("--path", help="archive, extracted folder or ImageFolder root")
+    c.add_argument("--out", required=True, help="output folder (or NAME-train.beton inside it)")
+    c.add_argument("--name", help="file name prefix (default: the data set name)")
+    c.add_argument("--storage", default="raw", choices=("raw", "jpeg"))
+    c.add_argument("--max-resolution", type=int, help="longest side stored (larger images are shrunk)")
+    c.add_argument("--jpeg-quality", type=int, default=90)
+    c.add_argument("--image-size", type=int, help="resize + centre-crop images of mixed sizes to N x N first")
+    c.add_argument("--on-corrupt", default="error", choices=("error", "skip"))
+    c.add_argument("--workers", type=int, default=-1)
+    c.add_argument("--overwrite", action="store_true")
+    c.set_defaults(func=cmd_data_convert)
 
     p = sub.add_parser("bench", help="throughput benchmark (see `fastkd bench -- --help`)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)

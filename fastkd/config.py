@@ -25,8 +25,11 @@ class ConfigError(ValueError):
 class DataConfig:
     name: str = "sample"  # sample | cifar10 | cifar100 | imagefolder
     path: str | None = None  # archive, extracted folder, or ImageFolder root
-    backend: str = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali
+    backend: str = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali | ffcv
     dali_decode: str = "auto"  # dali: auto (GPU "mixed" decode when there is a GPU) | cpu | mixed
+    ffcv_order: str = "fastkd"  # ffcv training order: fastkd (shared with all backends) | random | quasi_random
+    os_cache: bool = True  # ffcv: read the .beton through the page cache (False: FFCV's own reads)
+    batches_ahead: int = 3  # ffcv: batches prepared ahead of the training step
     download: bool = False  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
     cache_dir: str | None = None  # downloads and decoded-image cache (default ~/.cache/fastkd)
     val_split: float = 0  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
@@ -120,7 +123,8 @@ class Config:
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "data.name": ("sample", "cifar10", "cifar100", "imagefolder"),
-    "data.backend": ("tensor", "dataloader", "dali"),
+    "data.backend": ("tensor", "dataloader", "dali", "ffcv"),
+    "data.ffcv_order": ("fastkd", "random", "quasi_random"),
     "data.dali_decode": ("auto", "cpu", "mixed"),
     "data.on_corrupt": ("error", "skip"),
     "train.optimizer": ("sgd", "adamw"),

@@ -57,6 +57,9 @@ def pipeline_options(cfg: Config, acc) -> dict:
                 channels_last=cfg.train.channels_last, num_workers=cfg.data.num_workers)
     if cfg.data.backend == "dali":
         opts |= dict(decode=cfg.data.dali_decode, image_size=cfg.data.image_size)
+    if cfg.data.backend == "ffcv":
+        opts |= dict(order=cfg.data.ffcv_order, os_cache=cfg.data.os_cache, batches_ahead=cfg.data.batches_ahead,
+                     image_size=cfg.data.image_size)
     return opts
 
 

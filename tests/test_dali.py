@@ -102,38 +102,11 @@ def test_cutout_in_the_graph_zeroes_a_clipped_square():
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_mixing_semantics_on_dali_batches(augment, per_sample):
+    from mixcheck import check_mixed_batch
     data = load_splits(DataConfig(name="sample", limit_train=96))["train"]
     plain = {int(b.index[i]): b.images[i] for b in _dali(data, batch_size=96) for i in range(len(b))}
     for b in _dali(data, augment, train=True, batch_size=32, params={"per_sample": per_sample}):
-        batch_idx = b.index.tolist()
-        lams = set()
-        for row in range(len(b)):
-            out, own = b.images[row], plain[batch_idx[row]]
-            if (out - own).abs().max() < 1e-5:
-                continue  # paired with itself (or an empty box): nothing to identify
-            best = None
-            for j in batch_idx:
-                other = plain[j]
-                if augment == "mixup":
-                    diff = own - other
-                    lam = ((out - other) * diff).sum() / (diff * diff).sum().clamp_min(1e-12)
-                    err = (out - (lam * own + (1 - lam) * other)).abs().max()
-                else:
-                    from_own, from_other = (out - own).abs().amax(0) < 1e-5, (out - other).abs().amax(0) < 1e-5
-                    err = torch.tensor(0.0 if bool((from_own | from_other).all()) else 1.0)
-                    lam = from_own.float().mean()
-                if err < 1e-4 and j != batch_idx[row]:
-                    best = (j, float(lam))
-            assert best is not None, "each row must combine its own image with one partner from the batch"
-            j, lam = best
-            y_own, y_j = b.targets.new_zeros(10), b.targets.new_zeros(10)
-            y_own[data.labels[batch_idx[row]]] += 1
-            y_j[data.labels[j]] += 1
-            if j != batch_idx[row] and data.labels[j] != data.labels[batch_idx[row]]:
-                torch.testing.assert_close(b.targets[row], lam * y_own + (1 - lam) * y_j, atol=2e-3, rtol=0)
-                lams.add(round(lam, 3))
-        if augment == "mixup":  # one lambda per batch, or one per sample
-            assert (len(lams) > 1) == per_sample
+        check_mixed_batch(b, plain, data.labels, 10, augment, per_sample)
 
 
 def test_two_shards_are_disjoint_and_cover(jpeg_tree):

@@ -25,6 +25,8 @@ class ImageArrays:
     std: tuple[float, float, float]
     files: list[str] | None = None
     skipped: list[str] = field(default_factory=list)
+    source: str | None = None  # a container file the pixels stay in (an FFCV .beton)
+    rows: np.ndarray | None = None  # each sample's row in ``source``
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
@@ -50,7 +52,9 @@ class ImageArrays:
 
     def subset(self, index: np.ndarray) -> "ImageArrays":
         files = [self.files[i] for i in index] if self.files is not None else None
-        return ImageArrays(self.images[index], self.labels[index], self.classes, self.mean, self.std, files)
+        rows = (self.rows if self.rows is not None else np.arange(len(self)))[index] if self.source else None
+        return ImageArrays(self.images[index], self.labels[index], self.classes, self.mean, self.std, files,
+                           source=self.source, rows=rows)
 
 
 def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:

@@ -132,7 +132,12 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
     """
     if cfg.name not in DATASETS:
         raise DataError(f"data.name: unknown data set {cfg.name!r}; allowed: {', '.join(DATASETS)}")
-    if cfg.name in cifar.CIFAR:
+    if getattr(cfg, "backend", None) == "ffcv":  # pixels stay in the .beton files
+        if not cfg.path:
+            raise DataError("data.path: the ffcv backend needs the folder written by `fastkd data convert --to beton`")
+        from .beton import read_listing
+        parts = read_listing(cfg.path)
+    elif cfg.name in cifar.CIFAR:
         dl = (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()) if cfg.download else None
         source = cifar.locate(cfg.name, cfg.path, download_to=dl)
         raw, classes = cifar.read(cfg.name, source)

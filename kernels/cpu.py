@@ -1,0 +1,87 @@
+"""numba kernels for per-sample CPU transforms (used by the FFCV backend's operations).
+
+Randomness is a pure function of (seed, sample index, draw number) through splitmix64
+(Steele et al. 2014), so results do not depend on thread scheduling or batch composition: a
+seeded run is reproducible however many worker threads decode it.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@nb.njit(inline="always")
+def splitmix64(x):
+    z = x + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(inline="always")
+def draw(seed, index, k):
+    """The k-th 64-bit random word of sample ``index`` under ``seed``."""
+    return splitmix64(splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(index))) + np.uint64(k))
+
+
+@nb.njit(inline="always")
+def draw_int(seed, index, k, high):
+    """Uniform integer in [0, high) (modulo bias below 2^-50 for the small ranges used here)."""
+    return np.int64(draw(seed, index, k) % np.uint64(high))
+
+
+@nb.njit(inline="always")
+def pad_crop_flip_one(src, dst, pad, oy, ox, flip):
+    """dst (H, W, C) = the (oy, ox) window of src zero-padded by ``pad``, mirrored if ``flip``."""
+    h, w, c = src.shape
+    for r in range(h):
+        sr = r + oy - pad
+        for col in range(w):
+            sc = (w - 1 - col if flip else col) + ox - pad
+            if 0 <= sr < h and 0 <= sc < w:
+                for ch in range(c):
+                    dst[r, col, ch] = src[sr, sc, ch]
+            else:
+                for ch in range(c):
+                    dst[r, col, ch] = 0
+
+
+@nb.njit(inline="always")
+def cutout_one(img, cy, cx, size, fill):
+    """Set the size x size square starting at (cy - size // 2, cx - size // 2), clipped, to fill."""
+    h, w, c = img.shape
+    y1, x1 = max(cy - size // 2, 0), max(cx - size // 2, 0)
+    y2, x2 = min(cy - size // 2 + size, h), min(cx - size // 2 + size, w)
+    for r in range(y1, y2):
+        for col in range(x1, x2):
+            for ch in range(c):
+                img[r, col, ch] = fill
+
+
+@nb.njit(parallel=True)
+def pad_crop_flip_batch(images, out, indices, seed, pad, flip):
+    """Batch version (N, H, W, C): per-sample offsets and flips from (seed, index)."""
+    for i in nb.prange(images.shape[0]):
+        idx = np.int64(indices[i])
+        oy = draw_int(seed, idx, 0, 2 * pad + 1)
+        ox = draw_int(seed, idx, 1, 2 * pad + 1)
+        f = flip and draw_int(seed, idx, 2, 2) == 1
+        pad_crop_flip_one(images[i], out[i], pad, oy, ox, f)
+    return out
+
+
+@nb.njit(parallel=True)
+def cutout_batch(images, indices, seed, size, holes, fill):
+    """In-place cutout of ``holes`` squares per sample, centres uniform over the image."""
+    h, w = images.shape[1], images.shape[2]
+    for i in nb.prange(images.shape[0]):
+        idx = np.int64(indices[i])
+        for k in range(holes):
+            cy = draw_int(seed, idx, 16 + 2 * k, h)
+            cx = draw_int(seed, idx, 17 + 2 * k, w)
+            cutout_one(images[i], cy, cx, size, fill)
+    return images

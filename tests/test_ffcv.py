@@ -1,0 +1,229 @@
+"""The FFCV backend and `fastkd data convert` (CI builds FFCV 1.0.2 from source)."""
+import builtins
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fastkd.config import DataConfig
+from fastkd.data import DataError, load_splits
+from fastkd.kernels import cpu
+from fastkd.pipelines import build_pipeline
+from fastkd.pipelines.spec import make_spec
+
+
+# ---- numba kernels against numpy references (need numba only) ------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_pad_crop_flip_kernel_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    h, w, pad = rng.integers(3, 12), rng.integers(3, 12), int(rng.integers(0, 5))
+    src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    oy, ox, flip = int(rng.integers(0, 2 * pad + 1)), int(rng.integers(0, 2 * pad + 1)), bool(rng.integers(2))
+    dst = np.empty_like(src)
+    cpu.pad_crop_flip_one(src, dst, pad, oy, ox, flip)
+    ref = np.pad(src, ((pad, pad), (pad, pad), (0, 0)))[oy:oy + h, ox:ox + w]
+    np.testing.assert_array_equal(dst, ref[:, ::-1] if flip else ref)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cutout_kernel_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    h, w, size = rng.integers(4, 20), rng.integers(4, 20), int(rng.integers(1, 10))
+    img = rng.integers(1, 256, (h, w, 3), dtype=np.uint8)
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    ref = img.copy()
+    ref[max(cy - size // 2, 0):max(cy - size // 2 + size, 0), max(cx - size // 2, 0):max(cx - size // 2 + size, 0)] = 7
+    cpu.cutout_one(img, cy, cx, size, 7)
+    np.testing.assert_array_equal(img, ref)
+
+
+def test_batch_kernels_are_seeded_per_sample_and_cover_offsets():
+    x = np.random.default_rng(0).integers(1, 256, (600, 6, 6, 3), dtype=np.uint8)
+    idx = np.arange(600)
+    a = cpu.pad_crop_flip_batch(x, np.empty_like(x), idx, 11, 2, True)
+    b = cpu.pad_crop_flip_batch(x[::-1].copy(), np.empty_like(x), idx[::-1].copy(), 11, 2, True)
+    np.testing.assert_array_equal(a, b[::-1])  # depends on (seed, index), not on batch position
+    draws = np.array([[cpu.draw_int(11, i, k, 5) for k in range(2)] for i in range(600)])
+    assert set(map(tuple, draws)) == {(p, q) for p in range(5) for q in range(5)}
+    assert abs(np.bincount(draws[:, 0]).std() / 120) < 0.2
+    c = cpu.cutout_batch(x.copy(), idx, 3, 4, 1, 0)
+    assert ((c == 0).all(-1).sum((1, 2)) > 0).all()
+
+
+# ---- FFCV itself ------------------------------------------------------------------------------
+ffcv = pytest.importorskip("ffcv")
+
+
+@pytest.fixture(scope="module")
+def betons(tmp_path_factory):
+    from fastkd.data.beton import convert
+    out = tmp_path_factory.mktemp("beton")
+    splits = load_splits(DataConfig(name="sample", limit_train=320, limit_test=70))
+    convert(splits, out / "raw", name="sample", storage="raw", num_workers=2)
+    convert(splits, out / "jpeg", name="sample", storage="jpeg", jpeg_quality=90, num_workers=2)
+    return out, splits
+
+
+def _ffcv(data, augment="none", train=False, **kw):
+    kw = {"batch_size": 32, "device": "cpu", "seed": 0, "num_workers": 2} | kw
+    return build_pipeline("ffcv", data, make_spec(augment, **kw.pop("params", {})), train=train, **kw)
+
+
+def _tensor(data, **kw):
+    return build_pipeline("tensor", data, make_spec("none"), train=False, batch_size=32, device="cpu", seed=0, **kw)
+
+
+def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons):
+    out, splits = betons
+    raw = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))
+    assert raw["train"].classes == splits["train"].classes and np.array_equal(raw["test"].labels, splits["test"].labels)
+    n = 0
+    for a, b in zip(_ffcv(raw["test"]), _tensor(splits["test"])):
+        assert torch.equal(a.index, b.index) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.images, b.images)
+        n += len(a)
+    assert n == 70
+    jpg = load_splits(DataConfig(backend="ffcv", path=str(out / "jpeg")))
+    std = torch.tensor(splits["test"].std).view(1, 3, 1, 1) * 255
+    diffs = [((a.images - b.images) * std).abs() for a, b in zip(_ffcv(jpg["test"]), _tensor(splits["test"]))]
+    # re-encoding at quality 90: measured mean error about 1-2 grey levels
+    assert torch.cat([d.flatten() for d in diffs]).mean() < 4.0
+
+
+def test_crop_flip_and_raw_cutout_run_as_ffcv_operations(betons):
+    from test_augment import _find_crop
+    out, splits = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    src = torch.from_numpy(splits["train"].images).permute(0, 3, 1, 2)
+    mean = torch.tensor(listing.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(listing.std).view(1, 3, 1, 1) * 255
+    seen = set()
+    for b in _ffcv(listing, "crop_flip", train=True):
+        raw = (b.images * std + mean).round().to(torch.uint8)
+        for img, i in zip(raw, b.index.tolist()):
+            hits = _find_crop(img, src[i], 4)
+            assert hits
+            seen.add(hits[0])
+    assert len(seen) > 40
+    for b in _ffcv(listing, "cutout", train=True, params={"cutout_size": 8, "cutout_after_normalize": False}):
+        raw = (b.images * std + mean).round()
+        assert ((raw == 0).all(1).sum((1, 2)) > 0).all()
+
+
+def test_epochs_are_reproducible_and_differ(betons):
+    out, _ = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+
+    def epoch(e, seed=0):
+        p = _ffcv(listing, "crop_flip+cutmix", train=True, seed=seed)
+        p.set_epoch(e)
+        return torch.cat([b.images for b in p])
+
+    a = epoch(1)
+    assert torch.equal(a, epoch(1)) and not torch.equal(a, epoch(2)) and not torch.equal(a, epoch(1, seed=5))
+
+
+@pytest.mark.parametrize("augment", ["mixup", "cutmix"])
+def test_mixing_semantics_on_ffcv_batches(betons, augment):
+    from mixcheck import check_mixed_batch
+    out, _ = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), limit_train=96))["train"]
+    plain = {int(b.index[i]): b.images[i] for b in _ffcv(listing, batch_size=96) for i in range(len(b))}
+    for b in _ffcv(listing, augment, train=True, params={"per_sample": True}):
+        check_mixed_batch(b, plain, listing.labels, 10, augment, True)
+
+
+def test_two_process_shards_disjoint_and_eval_exact(betons):
+    out, _ = betons
+    parts = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), val_split=20))
+    train = [set(i for b in _ffcv(parts["train"], "crop_flip", train=True, process_index=r, num_processes=2, batch_size=30)
+                 for i in b.index.tolist()) for r in range(2)]
+    assert not train[0] & train[1] and len(train[0] | train[1]) == 300
+    val = sorted(i for r in range(2) for b in _ffcv(parts["val"], process_index=r, num_processes=2, batch_size=7)
+                 for i in b.index.tolist())
+    assert val == list(range(20))
+
+
+def test_ffcv_native_random_order_trains(betons):
+    out, _ = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    for order in ("random", "quasi_random"):
+        batches = list(_ffcv(listing, "crop_flip", train=True, order=order))
+        assert len(batches) == 10 and all(len(b) == 32 for b in batches)
+
+
+def test_engine_and_cli_convert(tmp_path):
+    from fastkd import config as C
+    from fastkd import engine
+    from fastkd.cli import main as cli_main
+    assert cli_main(["data", "convert", "--to", "beton", "--data", "sample", "--out", str(tmp_path / "d" / "cifar-train.beton"),
+                     "--workers", "2"]) == 0
+    assert (tmp_path / "d" / "cifar-train.beton").is_file() and (tmp_path / "d" / "cifar-test.beton").is_file()
+    assert cli_main(["data", "convert", "--data", "sample", "--out", str(tmp_path / "d" / "cifar-train.beton")]) == 2
+    cfg = C.build(overrides=["data.backend=ffcv", f"data.path={tmp_path / 'd'}", "model=lenet", "train.epochs=1",
+                             "augment=crop_flip+mixup", "data.limit_train=256", "data.limit_test=90"])
+    m = engine.train(cfg, tmp_path / "r", progress=False)
+    assert m["test_examples"] == 90
+
+
+def test_interrupted_conversion_leaves_no_file(tmp_path, monkeypatch):
+    from ffcv.writer import DatasetWriter
+
+    from fastkd.data.beton import convert
+
+    def dies(self, *a, **k):
+        open(self.fname, "wb").write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DatasetWriter, "from_indexed_dataset", dies)
+    splits = load_splits(DataConfig(name="sample", limit_train=20, limit_test=10))
+    with pytest.raises(KeyboardInterrupt):
+        convert(splits, tmp_path, name="x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_beton_files_are_named(tmp_path, betons):
+    import shutil
+
+    from ffcv.fields import IntField
+    from ffcv.writer import DatasetWriter
+    out, _ = betons
+    bad = tmp_path / "bad"
+    shutil.copytree(out / "raw", bad)
+    beton = bad / "sample-test.beton"
+    with open(beton, "r+b") as f:  # cut the file short
+        f.truncate(os.path.getsize(beton) - 100)
+    listing = load_splits(DataConfig(backend="ffcv", path=str(bad)))["test"]
+    with pytest.raises(DataError, match="sample-test.beton: truncated"):
+        _ffcv(listing)
+
+    class Labels:
+        def __len__(self):
+            return 70
+
+        def __getitem__(self, i):
+            return (i,)
+
+    DatasetWriter(str(beton), {"label": IntField()}, num_workers=1).from_indexed_dataset(Labels())
+    with pytest.raises(DataError, match=r"fields are \['label'\]"):
+        _ffcv(listing)
+    with pytest.raises(DataError, match="fastkd-beton.json"):
+        load_splits(DataConfig(backend="ffcv", path=str(tmp_path)))
+
+
+def test_missing_ffcv_explains_how_to_install(monkeypatch, betons):
+    out, _ = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["test"]
+    real_import = builtins.__import__
+
+    def no_ffcv(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and (name == "ffcv" or name.startswith("ffcv.")):  # not fastkd.pipelines.ffcv
+            raise ImportError("No module named 'ffcv'")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", no_ffcv)
+    monkeypatch.delitem(sys.modules, "ffcv", raising=False)
+    with pytest.raises(ImportError, match="libturbojpeg0-dev"):
+        _ffcv(listing)
