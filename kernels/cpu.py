@@ -35,6 +35,20 @@ def draw_int(seed, index, k, high):
 
 
 @nb.njit(inline="always")
+def crop_flip_draws(seed, index, pad, flip):
+    """(oy, ox, flipped) of sample ``index``: offsets uniform in [0, 2 pad], flip with p = 0.5."""
+    oy = draw_int(seed, index, 0, 2 * pad + 1)
+    ox = draw_int(seed, index, 1, 2 * pad + 1)
+    return oy, ox, flip and draw_int(seed, index, 2, 2) == 1
+
+
+@nb.njit(inline="always")
+def cutout_centre(seed, index, hole, height, width):
+    """Centre (cy, cx) of cutout hole ``hole`` of sample ``index``, uniform over the pixels."""
+    return draw_int(seed, index, 16 + 2 * hole, height), draw_int(seed, index, 17 + 2 * hole, width)
+
+
+@nb.njit(inline="always")
 def pad_crop_flip_one(src, dst, pad, oy, ox, flip):
     """dst (H, W, C) = the (oy, ox) window of src zero-padded by ``pad``, mirrored if ``flip``."""
     h, w, c = src.shape
@@ -66,10 +80,7 @@ def cutout_one(img, cy, cx, size, fill):
 def pad_crop_flip_batch(images, out, indices, seed, pad, flip):
     """Batch version (N, H, W, C): per-sample offsets and flips from (seed, index)."""
     for i in nb.prange(images.shape[0]):
-        idx = np.int64(indices[i])
-        oy = draw_int(seed, idx, 0, 2 * pad + 1)
-        ox = draw_int(seed, idx, 1, 2 * pad + 1)
-        f = flip and draw_int(seed, idx, 2, 2) == 1
+        oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
         pad_crop_flip_one(images[i], out[i], pad, oy, ox, f)
     return out
 
@@ -79,9 +90,7 @@ def cutout_batch(images, indices, seed, size, holes, fill):
     """In-place cutout of ``holes`` squares per sample, centres uniform over the image."""
     h, w = images.shape[1], images.shape[2]
     for i in nb.prange(images.shape[0]):
-        idx = np.int64(indices[i])
         for k in range(holes):
-            cy = draw_int(seed, idx, 16 + 2 * k, h)
-            cx = draw_int(seed, idx, 17 + 2 * k, w)
+            cy, cx = cutout_centre(seed, np.int64(indices[i]), k, h, w)
             cutout_one(images[i], cy, cx, size, fill)
     return images

@@ -15,6 +15,7 @@ tail of the last batch is cut off), and a resumed run replays the same epochs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -24,7 +25,7 @@ from fastkd.kernels.augment import one_hot
 from fastkd.seeding import derive_seed, generator
 
 from .batch import Batch, mix_float_batch
-from .sharding import batch_slices, shard_indices
+from .base import ShardedPipeline
 
 INSTALL_HINT = ("the dali backend needs NVIDIA DALI: pip install 'fastkd[dali]' (CUDA 13 wheel "
                 "nvidia-dali-cuda130, which also runs in CPU mode) or 'fastkd[dali-cuda12]'")
@@ -38,47 +39,24 @@ def _dali():
         raise ImportError(INSTALL_HINT) from exc
 
 
-class DaliPipeline:
-    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
-                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
-                 channels_last: bool = True, num_workers: int = 4, decode: str = "auto", image_size: int | None = None):
+class DaliPipeline(ShardedPipeline):
+    def __init__(self, data, spec, *, num_workers: int = 4, decode: str = "auto", image_size: int | None = None,
+                 **kwargs):
         _dali()
-        self.device = torch.device(device)
+        super().__init__(data, spec, **kwargs)
         self.gpu = self.device.type == "cuda"
         if decode not in ("auto", "cpu", "mixed"):
             raise ValueError(f"decode must be auto, cpu or mixed, got {decode!r}")
         if decode == "mixed" and not self.gpu:
             raise ValueError("DALI decode='mixed' needs a CUDA device")
         self.decode = decode if decode != "auto" else ("mixed" if self.gpu else "cpu")
-        self.data, self.spec, self.train = data, spec, train
         self.files = data.files if data.files and all(os.path.isfile(f) for f in data.files[:1]) else None
         if self.files is None and not data.decoded:
             raise ValueError("DALI needs either image files or decoded arrays")
-        self.batch_size, self.seed = batch_size, seed
-        self.rank, self.world = process_index, num_processes
-        self.drop_last = train if drop_last is None else drop_last
-        self.dtype, self.channels_last = dtype, channels_last
         self.num_threads = max(1, num_workers)
         self.image_size = image_size
-        self.num_classes = data.num_classes
         # cutout ran in the DALI graph; only mixing is left for the device kernels
-        import dataclasses
         self._mix_only = dataclasses.replace(spec, cutout=False)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self) -> np.ndarray:
-        return shard_indices(len(self.data), epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world,
-                             shuffle=self.train).numpy()
-
-    @property
-    def num_samples(self) -> int:
-        return sum(b - a for a, b in batch_slices(len(self._indices()), self.batch_size, self.drop_last))
-
-    def __len__(self) -> int:
-        return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
 
     # ---- the DALI graph --------------------------------------------------------------------
     def _build(self, order: np.ndarray):
@@ -183,8 +161,8 @@ class DaliPipeline:
             raise
 
     def __iter__(self):
-        order = self._indices()
-        slices = batch_slices(len(order), self.batch_size, self.drop_last)
+        order = self._indices().numpy()
+        slices = self._slices(len(order))
         if not slices:
             return
         pipe = self._build(order)

@@ -17,7 +17,7 @@ from fastkd.kernels.augment import one_hot
 from fastkd.seeding import derive_seed, generator
 
 from .batch import Batch, mix_float_batch
-from .sharding import batch_slices, shard_indices
+from .base import ShardedPipeline
 
 
 def _np_cutout(img: np.ndarray, size: int, holes: int, fill, rng) -> None:
@@ -78,34 +78,13 @@ class _ShardSampler(Sampler):
         return len(self.p._indices())
 
 
-class DataLoaderPipeline:
-    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
-                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
-                 channels_last: bool = True, num_workers: int = 4):
-        self.dataset = PerSampleDataset(data, spec, train, seed)
-        self.device = torch.device(device)
-        self.n, self.num_classes = len(data), data.num_classes
-        self.spec, self.train, self.batch_size, self.seed = spec, train, batch_size, seed
-        self.rank, self.world = process_index, num_processes
-        self.drop_last = train if drop_last is None else drop_last
-        self.dtype, self.channels_last = dtype, channels_last
+class DataLoaderPipeline(ShardedPipeline):
+    def __init__(self, data, spec, *, num_workers: int = 4, **kwargs):
+        super().__init__(data, spec, **kwargs)
+        self.dataset = PerSampleDataset(data, spec, self.train, self.seed)
         self.num_workers = num_workers
         self._mix_only = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
         self._dl = None
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self):
-        return shard_indices(self.n, epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world, shuffle=self.train)
-
-    @property
-    def num_samples(self) -> int:
-        return sum(b - a for a, b in batch_slices(len(self._indices()), self.batch_size, self.drop_last))
-
-    def __len__(self):
-        return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
 
     def _loader(self) -> DataLoader:
         if self._dl is None:  # built once: persistent workers start once per run, not per epoch

@@ -21,11 +21,11 @@ import torch
 
 from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.kernels import augment as K
-from fastkd.kernels.cpu import cutout_one, draw_int, pad_crop_flip_one
+from fastkd.kernels.cpu import crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one
 from fastkd.seeding import derive_seed, generator
 
 from .batch import Batch, mix_float_batch
-from .sharding import batch_slices, shard_indices
+from .base import ShardedPipeline
 
 ORDERS = ("fastkd", "random", "quasi_random")
 
@@ -49,10 +49,7 @@ def _operations():
 
             def pad_crop_flip(images, dst, indices):
                 for i in loop(images.shape[0]):
-                    idx = np.int64(indices[i])
-                    oy = draw_int(seed, idx, 0, 2 * pad + 1)
-                    ox = draw_int(seed, idx, 1, 2 * pad + 1)
-                    f = flip and draw_int(seed, idx, 2, 2) == 1
+                    oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
                     pad_crop_flip_one(images[i], dst[i], pad, oy, ox, f)
                 return dst
 
@@ -77,10 +74,8 @@ def _operations():
             def cutout(images, dst, indices):
                 h, w = images.shape[1], images.shape[2]
                 for i in loop(images.shape[0]):
-                    idx = np.int64(indices[i])
                     for k in range(holes):
-                        cy = draw_int(seed, idx, 16 + 2 * k, h)
-                        cx = draw_int(seed, idx, 17 + 2 * k, w)
+                        cy, cx = cutout_centre(seed, np.int64(indices[i]), k, h, w)
                         cutout_one(images[i], cy, cx, size, 0)
                 return images
 
@@ -94,52 +89,31 @@ def _operations():
     return PadCropFlip, CutoutRaw
 
 
-class FfcvPipeline:
-    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
-                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
-                 channels_last: bool = True, num_workers: int = 4, order: str = "fastkd", os_cache: bool = True,
-                 batches_ahead: int = 3, image_size: int | None = None):
+class FfcvPipeline(ShardedPipeline):
+    def __init__(self, data, spec, *, num_workers: int = 4, order: str = "fastkd", os_cache: bool = True,
+                 batches_ahead: int = 3, image_size: int | None = None, **kwargs):
         ffcv_module()
         if not data.source:
             raise ValueError("the ffcv backend reads .beton files: set data.path to a folder written by "
                              "`fastkd data convert --to beton`")
         if order not in ORDERS:
             raise ValueError(f"data.ffcv_order: {order!r} is not one of {', '.join(ORDERS)}")
+        super().__init__(data, spec, **kwargs)
         self.rows = data.rows if data.rows is not None else np.arange(len(data))
         check_beton(data.source, self.rows)
-        self.data, self.spec, self.train = data, spec, train
-        self.device = torch.device(device)
-        self.batch_size, self.seed = batch_size, seed
-        self.rank, self.world = process_index, num_processes
-        self.drop_last = train if drop_last is None else drop_last
-        self.dtype, self.channels_last = dtype, channels_last
         import numba
         # FFCV runs its operations on numba threads, which cannot exceed the machine's count
         self.num_workers = min(max(1, num_workers), numba.config.NUMBA_NUM_THREADS)
         self.os_cache, self.batches_ahead = os_cache, batches_ahead
-        self.order = order if train else "fastkd"  # evaluation is always exact and in data-set order
+        self.order = order if self.train else "fastkd"  # evaluation is always exact and in data-set order
         self.image_size = image_size
-        self.num_classes = data.num_classes
         # what is left for the device after the FFCV operations ran
         self._device_spec = dataclasses.replace(spec, cutout=spec.cutout and spec.cutout_after_normalize)
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self) -> np.ndarray:
+    def _indices(self) -> torch.Tensor:
         if self.order != "fastkd":  # FFCV shards and shuffles itself; here only the count matters
-            n = len(self.data) // self.world if self.train else len(self.data)
-            return np.arange(n)
-        return shard_indices(len(self.data), epoch=self.epoch, seed=self.seed, rank=self.rank, world=self.world,
-                             shuffle=self.train).numpy()
-
-    @property
-    def num_samples(self) -> int:
-        return sum(b - a for a, b in batch_slices(len(self._indices()), self.batch_size, self.drop_last))
-
-    def __len__(self) -> int:
-        return len(batch_slices(len(self._indices()), self.batch_size, self.drop_last))
+            return torch.arange(len(self.data) // self.world if self.train else len(self.data))
+        return super()._indices()
 
     def _loader(self, order: np.ndarray):
         from ffcv.fields.basics import IntDecoder
@@ -172,8 +146,8 @@ class FfcvPipeline:
                       seed=self.seed, **common)
 
     def __iter__(self):
-        order = self._indices()
-        slices = batch_slices(len(order), self.batch_size, self.drop_last)
+        order = self._indices().numpy()
+        slices = self._slices(len(order))
         if not slices:
             return
         loader = self._loader(order)

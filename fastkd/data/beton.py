@@ -73,7 +73,7 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    train, test = splits["train"], splits["test"]
+    train = splits["train"]
     meta = {"name": name, "classes": train.classes, "mean": list(train.mean), "std": list(train.std),
             "storage": storage, "source": source, "files": {s: p.name for s, p in targets.items()},
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},

@@ -1,7 +1,6 @@
 """Teacher-student fidelity (Stanton et al. 2021, "Does knowledge distillation really work?")."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ._arrays import as_tensor
