@@ -136,14 +136,14 @@ class DaliPipeline(ShardedPipeline):
 
     # ---- iteration -------------------------------------------------------------------------
     def _to_torch(self, tensor_list) -> torch.Tensor:
+        """Copy a dense DALI TensorList into a new torch tensor on the training device (the same
+        plugin call on CPU and GPU; on a GPU it is ordered on torch's current stream)."""
+        from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
         t = tensor_list.as_tensor()
-        if self.gpu:
-            from nvidia.dali.plugin.pytorch import feed_ndarray
-            out = torch.empty(t.shape(), dtype=torch.float32 if t.dtype == _dali().types.FLOAT else torch.int32,
-                              device=self.device)
-            feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream(self.device))
-            return out
-        return torch.from_numpy(np.array(t)).to(self.device)
+        out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=self.device)
+        stream = torch.cuda.current_stream(self.device) if self.gpu else None
+        feed_ndarray(t, out, cuda_stream=stream)
+        return out
 
     def _run(self, pipe, batch_index: np.ndarray):
         try:

@@ -63,7 +63,7 @@ def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", v
             pts.append((cd, 100 * r["metrics"]["test_accuracy"], r["labels"]["augment"], r["config"]["model"]))
     rho = spearman([p[0] for p in pts], [p[1] for p in pts])
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for aug in sorted({p[2] for p in pts}):
+    for aug in sorted({p[2] for p in pts}, key=augment_rank):
         sel = [p for p in pts if p[2] == aug]
         ax.scatter([p[0] for p in sel], [p[1] for p in sel], label=f"teacher {aug}" if aug != "scratch" else "from scratch")
     ax.set_xlabel(f"class discrimination ({rep}, {variant} variant)")

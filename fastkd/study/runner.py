@@ -77,9 +77,9 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
     if report and main:
         from ..report import write_report
         paths = write_report(records, out / "report", reference_augment=sc.reference_augment)
-        if progress:
-            print(paths["summary_text"])
-            print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
+        # the results table is the point of the run: printed even without progress output
+        print(paths["summary_text"])
+        print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
     return records
 
 
