@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from fastkd.kernels.augment import one_hot
+from fastkd.seeding import generator
+
+from .batch import Batch, mix_float_batch
 from .sharding import batch_slices, shard_indices
 
 
@@ -21,6 +25,9 @@ class ShardedPipeline:
         self.dtype, self.channels_last = dtype, channels_last
         self.num_classes = data.num_classes
         self._index_device = index_device
+        # what of the spec is left for the device once the backend's own per-sample ops ran
+        # (backends whose per-sample ops cover cutout narrow it to mixing only)
+        self._device_spec = spec
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -40,3 +47,15 @@ class ShardedPipeline:
 
     def __len__(self) -> int:
         return len(self._slices(len(self._indices())))
+
+    def _mix_generator(self) -> torch.Generator:
+        return generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
+
+    def _finish(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, gen) -> Batch:
+        """Soft targets, then (training) cutout-in-normalised-space and mixing on the device, the
+        same for every backend whose per-sample work happened elsewhere."""
+        labels = labels.long().view(-1)
+        y = one_hot(labels, self.num_classes, smoothing=self.spec.label_smoothing if self.train else 0.0)
+        if self.train:
+            x, y = mix_float_batch(x, y, self._device_spec, generator=gen)
+        return Batch(x.to(self.dtype), y, labels, index)

@@ -21,10 +21,8 @@ import os
 import numpy as np
 import torch
 
-from fastkd.kernels.augment import one_hot
-from fastkd.seeding import derive_seed, generator
+from fastkd.seeding import derive_seed
 
-from .batch import Batch, mix_float_batch
 from .base import ShardedPipeline
 
 INSTALL_HINT = ("the dali backend needs NVIDIA DALI: pip install 'fastkd[dali]' (CUDA 13 wheel "
@@ -56,7 +54,7 @@ class DaliPipeline(ShardedPipeline):
         self.num_threads = max(1, num_workers)
         self.image_size = image_size
         # cutout ran in the DALI graph; only mixing is left for the device kernels
-        self._mix_only = dataclasses.replace(spec, cutout=False)
+        self._device_spec = dataclasses.replace(spec, cutout=False)
 
     # ---- the DALI graph --------------------------------------------------------------------
     def _build(self, order: np.ndarray):
@@ -166,19 +164,14 @@ class DaliPipeline(ShardedPipeline):
         if not slices:
             return
         pipe = self._build(order)
-        gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
-        smoothing = self.spec.label_smoothing if self.train else 0.0
+        gen = self._mix_generator()
         try:
             for a, b in slices:
                 images, labels = self._run(pipe, order[a:b])
-                x = self._to_torch(images)[: b - a]
-                y_int = self._to_torch(labels).view(-1)[: b - a].long()
-                index = torch.from_numpy(order[a:b]).to(self.device)
+                x = self._to_torch(images)[: b - a]  # the padded tail of the last batch is cut off
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                y = one_hot(y_int, self.num_classes, smoothing=smoothing)
-                if self.train and self.spec.mix:
-                    x, y = mix_float_batch(x, y, self._mix_only, generator=gen)
-                yield Batch(x.to(self.dtype), y, y_int, index)
+                labels = self._to_torch(labels).view(-1)[: b - a]
+                yield self._finish(x, labels, torch.from_numpy(order[a:b]).to(self.device), gen)
         finally:
             del pipe

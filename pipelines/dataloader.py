@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fastkd.kernels.augment import one_hot
-from fastkd.seeding import derive_seed, generator
+from fastkd.seeding import derive_seed
 
-from .batch import Batch, mix_float_batch
 from .base import ShardedPipeline
 
 
@@ -83,7 +81,7 @@ class DataLoaderPipeline(ShardedPipeline):
         super().__init__(data, spec, **kwargs)
         self.dataset = PerSampleDataset(data, spec, self.train, self.seed)
         self.num_workers = num_workers
-        self._mix_only = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
+        self._device_spec = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
         self._dl = None
 
     def _loader(self) -> DataLoader:
@@ -97,14 +95,9 @@ class DataLoaderPipeline(ShardedPipeline):
 
     def __iter__(self):
         loader = self._loader()
-        gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
-        smoothing = self.spec.label_smoothing if self.train else 0.0
+        gen = self._mix_generator()
         for x, labels, index in loader:
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            labels, index = labels.to(self.device), index.to(self.device)
-            y = one_hot(labels, self.num_classes, smoothing=smoothing)
-            if self.train and self.spec.mix:
-                x, y = mix_float_batch(x, y, self._mix_only, generator=gen)
-            yield Batch(x.to(self.dtype), y, labels, index)
+            yield self._finish(x, labels.to(self.device), index.to(self.device), gen)

@@ -22,9 +22,8 @@ import torch
 from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.kernels import augment as K
 from fastkd.kernels.cpu import crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one
-from fastkd.seeding import derive_seed, generator
+from fastkd.seeding import derive_seed
 
-from .batch import Batch, mix_float_batch
 from .base import ShardedPipeline
 
 ORDERS = ("fastkd", "random", "quasi_random")
@@ -151,14 +150,9 @@ class FfcvPipeline(ShardedPipeline):
         if not slices:
             return
         loader = self._loader(order)
-        gen = generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
-        smoothing = self.spec.label_smoothing if self.train else 0.0
+        gen = self._mix_generator()
         for (a, b), (images, labels) in zip(slices, loader):
             x = K.normalize(images, self.data.mean, self.data.std, channels_last=self.channels_last)
-            labels = labels.long().view(-1)
-            y = K.one_hot(labels, self.num_classes, smoothing=smoothing)
-            if self.train:
-                x, y = mix_float_batch(x, y, self._device_spec, generator=gen)
             index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
-                torch.full((len(labels),), -1, device=self.device)
-            yield Batch(x.to(self.dtype), y, labels, index)
+                torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
+            yield self._finish(x, labels, index, gen)

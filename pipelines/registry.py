@@ -1,25 +1,19 @@
-"""``build_pipeline``: backend name -> pipeline object (iterable of Batch, ``set_epoch``, ``len``)."""
+"""``build_pipeline``: backend name -> pipeline object (iterable of Batch, ``set_epoch``, ``len``).
+
+Backends are imported on demand: DALI and FFCV are optional. Options beyond the shared ones
+(``engine.pipeline_options`` adds them only for their own backend) go to that backend alone.
+"""
 from __future__ import annotations
 
-BACKENDS = ("tensor", "dataloader", "dali", "ffcv")
+from importlib import import_module
+
+_CLASSES = {"tensor": (".tensor", "TensorPipeline"), "dataloader": (".dataloader", "DataLoaderPipeline"),
+            "dali": (".dali", "DaliPipeline"), "ffcv": (".ffcv", "FfcvPipeline")}
+BACKENDS = tuple(_CLASSES)
 
 
 def build_pipeline(backend: str, data, spec, **kwargs):
-    if backend == "tensor":
-        from .tensor import TensorPipeline
-        for key in ("num_workers", "decode", "image_size", "order", "os_cache", "batches_ahead"):
-            kwargs.pop(key, None)
-        return TensorPipeline(data, spec, **kwargs)
-    if backend == "dataloader":
-        from .dataloader import DataLoaderPipeline
-        for key in ("decode", "image_size", "order", "os_cache", "batches_ahead"):
-            kwargs.pop(key, None)
-        return DataLoaderPipeline(data, spec, **kwargs)
-    if backend == "ffcv":
-        from .ffcv import FfcvPipeline
-        kwargs.pop("decode", None)
-        return FfcvPipeline(data, spec, **kwargs)
-    if backend == "dali":
-        from .dali import DaliPipeline
-        return DaliPipeline(data, spec, **kwargs)
-    raise ValueError(f"data.backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend not in _CLASSES:
+        raise ValueError(f"data.backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    module, name = _CLASSES[backend]
+    return getattr(import_module(module, __package__), name)(data, spec, **kwargs)

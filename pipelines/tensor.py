@@ -15,7 +15,8 @@ from .base import ShardedPipeline
 
 
 class TensorPipeline(ShardedPipeline):
-    def __init__(self, data, spec, **kwargs):
+    def __init__(self, data, spec, *, num_workers: int | None = None, **kwargs):
+        # num_workers is accepted for a uniform signature: there are no loader workers here
         super().__init__(data, spec, index_device=kwargs["device"], **kwargs)
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)
         self.labels = torch.from_numpy(data.labels).to(self.device)
