@@ -1,6 +1,7 @@
 """``fastkd eval RUN``: re-evaluate a finished run's final weights."""
 from __future__ import annotations
 
+import torch
 import yaml
 
 from . import checkpoint as ckpt
@@ -31,7 +32,7 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
     ckpt.load_weights(model, rd.model, model_name=cfg.model, num_classes=data["train"].num_classes)
     model = model.to(acc.device)
     if cfg.train.channels_last:
-        model = model.to(memory_format=__import__("torch").channels_last)
+        model = model.to(memory_format=torch.channels_last)
     pipe = build_pipeline(cfg.data.backend, data[split], make_spec("none"), train=False,
                           batch_size=cfg.data.eval_batch_size, **pipeline_options(cfg, acc))
     r = evaluate(model, pipe, acc)

@@ -47,6 +47,8 @@ def beta(alpha: float, beta_: float, n: int, *, generator=None, device=None) -> 
 
 def uniform_int(high, n: int, *, generator=None, device=None) -> torch.Tensor:
     """n integers uniform in [0, high) (``high`` a Python int or an int tensor of shape (n,))."""
+    if generator is not None and device is None:
+        device = generator.device
     u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
     if isinstance(high, torch.Tensor):
         return torch.minimum((u * high).long(), high - 1)

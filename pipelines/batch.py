@@ -27,6 +27,9 @@ class Batch:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.images, self.targets, self.labels, self.index)))
+
 
 def augment_uint8_batch(images: torch.Tensor, labels: torch.Tensor, spec: AugmentSpec, *, num_classes: int,
                         mean, std, train: bool, generator=None, dtype=torch.float32,

@@ -58,6 +58,13 @@ class DaliPipeline(ShardedPipeline):
 
     # ---- the DALI graph --------------------------------------------------------------------
     def _build(self, order: np.ndarray):
+        pipe = self._graph(order)
+        pipe.build()
+        return pipe
+
+    def _graph(self, order: np.ndarray):
+        """The (not yet built) DALI pipeline reading ``order``; on a GPU every output, labels
+        included, ends on the device so one stream-ordered copy hands it to torch."""
         dali = _dali()
         from nvidia.dali import fn, types
         spec, data = self.spec, self.data
@@ -65,7 +72,11 @@ class DaliPipeline(ShardedPipeline):
         mean = [255.0 * m for m in data.mean]
         std = [255.0 * s for s in data.std]
 
-        @dali.pipeline_def(batch_size=bs, num_threads=self.num_threads, device_id=self.device.index or 0 if self.gpu else None,
+        device_id = None
+        if self.gpu:
+            device_id = self.device.index if self.device.index is not None else torch.cuda.current_device()
+
+        @dali.pipeline_def(batch_size=bs, num_threads=self.num_threads, device_id=device_id,
                            seed=derive_seed(self.seed, "dali", self.epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2)
         def graph():
             if self.files is not None:
@@ -111,11 +122,9 @@ class DaliPipeline(ShardedPipeline):
             out = fn.crop_mirror_normalize(images, **cmn)
             if self.train and spec.cutout:
                 out = self._cutout(fn, types, out)
-            return out, labels_node
+            return out, (labels_node.gpu() if self.gpu else labels_node)
 
-        pipe = graph()
-        pipe.build()
-        return pipe
+        return graph()
 
     def _cutout(self, fn, types, out):
         """Cutout (DeVries & Taylor 2017) as fn.erase: centre uniform over the image, clipped."""
@@ -133,19 +142,27 @@ class DaliPipeline(ShardedPipeline):
         return fn.erase(out, anchor=anchor, shape=shapes, axis_names="HW", fill_value=fill)
 
     # ---- iteration -------------------------------------------------------------------------
+    def _stream(self):
+        """torch's current stream on the training device (None on the CPU): DALI hands its
+        outputs over on it and the copies below are queued on it, so nothing waits on the host."""
+        return torch.cuda.current_stream(self.device) if self.gpu else None
+
     def _to_torch(self, tensor_list) -> torch.Tensor:
-        """Copy a dense DALI TensorList into a new torch tensor on the training device (the same
-        plugin call on CPU and GPU; on a GPU it is ordered on torch's current stream)."""
+        """Copy a dense DALI TensorList into a new torch tensor on the training device.
+
+        ``feed_ndarray`` copies a GPU TensorList with cudaMemcpyAsync on the given stream but a
+        CPU one with a plain host memcpy, so a CPU TensorList must land in host memory first."""
+        from nvidia.dali.backend import TensorListGPU
         from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
+        on_gpu = isinstance(tensor_list, TensorListGPU)
         t = tensor_list.as_tensor()
-        out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=self.device)
-        stream = torch.cuda.current_stream(self.device) if self.gpu else None
-        feed_ndarray(t, out, cuda_stream=stream)
-        return out
+        out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=self.device if on_gpu else "cpu")
+        feed_ndarray(t, out, cuda_stream=self._stream() if on_gpu else None)
+        return out.to(self.device)
 
     def _run(self, pipe, batch_index: np.ndarray):
         try:
-            return pipe.run()
+            return pipe.run(self._stream())
         except RuntimeError as exc:
             if self.files is None:
                 raise

@@ -23,3 +23,19 @@ def cifar_jpeg_tree(tmp_path_factory):
     with tarfile.open(SHARED_CIFAR) as tar:
         tar.extractall(root, filter="data")
     return root
+
+
+# Device-parametrised tests: the "cuda" variant runs only where a GPU is visible (the prepared
+# device check, scripts/device_check.sh); on CPU-only machines it is reported as skipped.
+import torch  # noqa: E402
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=needs_cuda)])
+def device(request):
+    return request.param
+
+
+def seeded(device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)

@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from conftest import seeded
 from fastkd.kernels import augment as K
 
 
@@ -20,11 +21,11 @@ def _find_crop(out, img, pad):
     return hits
 
 
-def test_crop_flip_outputs_are_padded_crops_and_cover_all_offsets():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(1, 256, (400, 3, 8, 8), dtype=torch.uint8, generator=g)
-    out = K.crop_flip(x, pad=2, generator=g)
-    assert out.dtype == torch.uint8 and out.shape == x.shape
+def test_crop_flip_outputs_are_padded_crops_and_cover_all_offsets(device):
+    x = torch.randint(1, 256, (400, 3, 8, 8), dtype=torch.uint8, generator=seeded("cpu", 0))
+    out = K.crop_flip(x.to(device), pad=2, generator=seeded(device, 0))
+    assert out.dtype == torch.uint8 and out.shape == x.shape and out.device.type == device
+    out = out.cpu()
     seen = set()
     for i in range(len(x)):
         hits = _find_crop(out[i], x[i], 2)
@@ -39,10 +40,9 @@ def test_crop_flip_without_flip_or_pad():
     assert torch.equal(K.crop_flip(x, pad=0, flip=False), x)
 
 
-def test_cutout_zeroes_one_clipped_square():
-    g = torch.Generator().manual_seed(1)
+def test_cutout_zeroes_one_clipped_square(device):
     x = torch.rand(300, 3, 16, 16) + 1.0  # no zeros before cutout
-    out = K.cutout(x, size=8, generator=g)
+    out = K.cutout(x.to(device), size=8, generator=seeded(device, 1)).cpu()
     for i in range(len(x)):
         zero = (out[i] == 0).all(0)
         assert torch.equal(out[i][:, ~zero], x[i][:, ~zero])
@@ -59,13 +59,14 @@ def test_cutout_holes_accumulate():
     assert ((out == 0).sum((1, 2, 3)) > 16).any()
 
 
-def test_normalize_matches_float64_formula_and_layout():
+def test_normalize_matches_float64_formula_and_layout(device):
     x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
     mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
-    out = K.normalize(x, mean, std)
+    out = K.normalize(x.to(device), mean, std)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out = out.cpu()
     ref = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
     torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-6)
-    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_one_hot_smoothing():

@@ -51,34 +51,52 @@ def _dali(data, augment="none", train=False, **kw):
     return build_pipeline("dali", data, make_spec(augment, **kw.pop("params", {})), train=train, **kw)
 
 
-def test_identity_matches_pil_decode_order_and_labels(jpeg_tree):
+def _cpu_batches(pipe):
+    return [b.to("cpu") for b in pipe]
+
+
+def test_identity_matches_pil_decode_order_and_labels(jpeg_tree, device):
     lazy, full = _lists(jpeg_tree)
     assert lazy["train"].images.shape == (60, 0, 0, 3)  # listed, not decoded
-    d = list(_dali(lazy["test"]))
+    pipe = _dali(lazy["test"], device=device)
+    assert pipe.decode == ("mixed" if device == "cuda" else "cpu")
+    first = next(iter(pipe))
+    assert all(t.device.type == device for t in (first.images, first.targets, first.labels, first.index))
+    d = _cpu_batches(pipe)
     t = list(build_pipeline("tensor", full["test"], make_spec("none"), train=False, batch_size=8, device="cpu", seed=0))
     assert sum(len(b) for b in d) == 21 and len(d) == len(t) == 3
-    worst = 0.0
+    err = torch.cat([(_raw(a.images, lazy["test"]) - _raw(b.images, lazy["test"])).abs().flatten() for a, b in zip(d, t)])
     for a, b in zip(d, t):
         assert torch.equal(a.index, b.index) and torch.equal(a.labels, b.labels)
-        worst = max(worst, (_raw(a.images, lazy["test"]) - _raw(b.images, lazy["test"])).abs().max().item())
-    # DALI's CPU decoder and PIL both use libjpeg-turbo: measured identical up to float rounding
-    assert worst < 0.01
+    if device == "cpu":
+        # DALI's CPU decoder and PIL both use libjpeg-turbo: measured identical up to float rounding
+        assert err.max() < 0.01
+    else:
+        # nvJPEG's IDCT and chroma upsampling differ from libjpeg-turbo's: bound the typical error
+        print(f"mixed decode vs PIL: mean {err.mean():.3f}, max {err.max():.1f} grey levels")
+        assert err.mean() < 1.5 and err.quantile(0.99) < 8
 
 
-def test_in_memory_arrays_through_external_source():
+def test_in_memory_arrays_through_external_source(device):
     data = load_splits(DataConfig(name="sample", limit_test=50))["test"]
-    for a, b in zip(_dali(data, batch_size=16),
-                    build_pipeline("tensor", data, make_spec("none"), train=False, batch_size=16, device="cpu", seed=0)):
+    for a, b in zip(_dali(data, batch_size=16, device=device),
+                    build_pipeline("tensor", data, make_spec("none"), train=False, batch_size=16, device=device, seed=0)):
+        assert a.images.device.type == a.labels.device.type == device
         torch.testing.assert_close(a.images, b.images, rtol=0, atol=1e-5)
-        assert torch.equal(a.index, b.index)
+        assert torch.equal(a.index, b.index) and torch.equal(a.labels, b.labels)
 
 
-def test_crop_flip_outputs_are_zero_padded_crops(jpeg_tree):
+def test_crop_flip_outputs_are_zero_padded_crops(jpeg_tree, device):
     from test_augment import _find_crop
     lazy, full = _lists(jpeg_tree)
-    src = torch.from_numpy(full["train"].images).permute(0, 3, 1, 2)
+    if device == "cpu":
+        src = torch.from_numpy(full["train"].images).permute(0, 3, 1, 2)
+    else:  # compare with the same decoder's unaugmented output (nvJPEG differs from PIL slightly)
+        src = torch.zeros(60, 3, 12, 10, dtype=torch.uint8)
+        for b in _cpu_batches(_dali(lazy["train"], device=device)):
+            src[b.index] = _raw(b.images, lazy["train"]).round().clamp(0, 255).to(torch.uint8)
     offsets = set()
-    for b in _dali(lazy["train"], "crop_flip", train=True, params={"pad": 2}):
+    for b in _cpu_batches(_dali(lazy["train"], "crop_flip", train=True, params={"pad": 2}, device=device)):
         raw = _raw(b.images, lazy["train"]).round().clamp(0, 255).to(torch.uint8)
         for img, i in zip(raw, b.index.tolist()):
             hits = _find_crop(img, src[i], 2)
@@ -87,10 +105,10 @@ def test_crop_flip_outputs_are_zero_padded_crops(jpeg_tree):
     assert len({(y, x) for y, x, _ in offsets}) > 10 and {f for *_, f in offsets} == {True, False}
 
 
-def test_cutout_in_the_graph_zeroes_a_clipped_square():
+def test_cutout_in_the_graph_zeroes_a_clipped_square(device):
     data = load_splits(DataConfig(name="sample", limit_train=64))["train"]
     areas = []
-    for b in _dali(data, "cutout", train=True, batch_size=32, params={"cutout_size": 8}):
+    for b in _cpu_batches(_dali(data, "cutout", train=True, batch_size=32, params={"cutout_size": 8}, device=device)):
         zero = (b.images == 0).all(1)
         for z in zero:
             rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
@@ -101,12 +119,36 @@ def test_cutout_in_the_graph_zeroes_a_clipped_square():
 
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
 @pytest.mark.parametrize("per_sample", [False, True])
-def test_mixing_semantics_on_dali_batches(augment, per_sample):
+def test_mixing_semantics_on_dali_batches(augment, per_sample, device):
     from mixcheck import check_mixed_batch
     data = load_splits(DataConfig(name="sample", limit_train=96))["train"]
     plain = {int(b.index[i]): b.images[i] for b in _dali(data, batch_size=96) for i in range(len(b))}
-    for b in _dali(data, augment, train=True, batch_size=32, params={"per_sample": per_sample}):
+    for b in _cpu_batches(_dali(data, augment, train=True, batch_size=32, params={"per_sample": per_sample}, device=device)):
         check_mixed_batch(b, plain, data.labels, 10, augment, per_sample)
+
+
+GPU_OPS = {"decoders__Image": "mixed", "Slice": "gpu", "CropMirrorNormalize": "gpu", "Erase": "gpu",
+           "RandomResizedCrop": "gpu", "Resize": "gpu"}
+
+
+@pytest.mark.parametrize("source,augment,train,image_size", [
+    ("files", "none", False, None), ("files", "crop_flip+cutout", True, None),
+    ("files", "crop_flip+cutmix", True, 32), ("files", "none", False, 32), ("arrays", "crop_flip+cutout", True, None)])
+def test_gpu_graph_passes_dali_graph_checks(jpeg_tree, source, augment, train, image_size):
+    """Runs without a GPU: the graph the GPU path defines (mixed decode or a .gpu() external
+    source) goes through DALI's own graph construction, which rejects unknown arguments and
+    operators fed from the wrong device; image work must sit on the GPU and both outputs end there."""
+    lazy, _ = _lists(jpeg_tree)
+    data = lazy["train"] if source == "files" else load_splits(DataConfig(name="sample", limit_train=32))["train"]
+    p = _dali(data, augment, train=train, image_size=image_size)
+    p.device, p.gpu, p.decode = torch.device("cuda", 0), True, "mixed"  # what a CUDA device selects
+    pipe = p._graph(np.arange(len(data.labels)))
+    pipe._build_graph()
+    assert [o.device for o in pipe._graph_outputs] == ["gpu", "gpu"]
+    names = {op: getattr(op._op, "schema_name", type(op._op).__name__) for op in pipe._ops}
+    placed = {name: op._op.device for op, name in names.items() if name in GPU_OPS}
+    assert placed and all(GPU_OPS[name] == dev for name, dev in placed.items()), placed
+    assert ("decoders__Image" in placed) == (source == "files")
 
 
 def test_two_shards_are_disjoint_and_cover(jpeg_tree):
@@ -129,11 +171,12 @@ def test_corrupt_jpeg_is_named(tmp_path, jpeg_tree):
         list(_dali(lazy["test"]))
 
 
-def test_training_through_the_engine(tmp_path, jpeg_tree):
+def test_training_through_the_engine(tmp_path, jpeg_tree, device):
     from fastkd import config as C
     from fastkd import engine
     cfg = C.build(overrides=["data.name=imagefolder", f"data.path={jpeg_tree}", "data.backend=dali", "model=lenet",
-                             "augment=crop_flip+cutmix", "train.epochs=1", "train.batch_size=8", "data.image_size=32"])
+                             "augment=crop_flip+cutmix", "train.epochs=1", "train.batch_size=8", "data.image_size=32",
+                             f"device={device}"])
     m = engine.train(cfg, tmp_path / "r", progress=False)
     assert m["test_examples"] == 21 and m["epochs"] == 1
 

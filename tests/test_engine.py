@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import needs_cuda
 from fastkd import config as C
 from fastkd import engine
 from fastkd.checkpoint import CheckpointError
@@ -144,3 +145,18 @@ def test_cli_train_distill_eval(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     metrics = json.loads((s / "metrics.json").read_text())
     assert result["examples"] == 500 and result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["no", "bf16", "fp16"])
+def test_gpu_teacher_and_student_with_mixed_precision(tmp_path, precision):
+    gpu = ["device=cuda", f"train.precision={precision}"]
+    t, s = tmp_path / "t", tmp_path / "s"
+    tm = engine.train(_cfg(*gpu, "augment=crop_flip+cutmix"), t, progress=False)
+    assert json.loads((t / "run.json").read_text())["hardware"]["gpus"]
+    sm = engine.train(_cfg(*gpu, "model=lenet", f"distill.teacher={t}", "train.epochs=1"), s, kind="student", progress=False)
+    assert sm["teacher_test_accuracy"] == pytest.approx(tm["test_accuracy"])
+    # GPU-trained weights reproduce their accuracy when re-evaluated on the CPU in float32
+    from fastkd.evaluate_run import evaluate_run
+    r = evaluate_run(t, overrides=["device=cpu", "train.precision=no"])
+    assert r["examples"] == 100 and abs(r["accuracy"] - tm["test_accuracy"]) <= 0.02

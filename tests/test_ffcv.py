@@ -72,15 +72,18 @@ def _ffcv(data, augment="none", train=False, **kw):
 
 
 def _tensor(data, **kw):
-    return build_pipeline("tensor", data, make_spec("none"), train=False, batch_size=32, device="cpu", seed=0, **kw)
+    kw = {"device": "cpu"} | kw
+    return build_pipeline("tensor", data, make_spec("none"), train=False, batch_size=32, seed=0, **kw)
 
 
-def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons):
+def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons, device):
     out, splits = betons
     raw = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))
     assert raw["train"].classes == splits["train"].classes and np.array_equal(raw["test"].labels, splits["test"].labels)
     n = 0
-    for a, b in zip(_ffcv(raw["test"]), _tensor(splits["test"])):
+    for a, b in zip(_ffcv(raw["test"], device=device), _tensor(splits["test"], device=device)):
+        assert a.images.device.type == a.labels.device.type == device
+        assert a.images.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(a.index, b.index) and torch.equal(a.labels, b.labels)
         assert torch.equal(a.images, b.images)
         n += len(a)
@@ -126,13 +129,14 @@ def test_epochs_are_reproducible_and_differ(betons):
 
 
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
-def test_mixing_semantics_on_ffcv_batches(betons, augment):
+def test_mixing_semantics_on_ffcv_batches(betons, augment, device):
     from mixcheck import check_mixed_batch
     out, _ = betons
     listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), limit_train=96))["train"]
     plain = {int(b.index[i]): b.images[i] for b in _ffcv(listing, batch_size=96) for i in range(len(b))}
-    for b in _ffcv(listing, augment, train=True, params={"per_sample": True}):
-        check_mixed_batch(b, plain, listing.labels, 10, augment, True)
+    for b in _ffcv(listing, augment, train=True, params={"per_sample": True}, device=device):
+        assert b.images.device.type == device
+        check_mixed_batch(b.to("cpu"), plain, listing.labels, 10, augment, True)
 
 
 def test_two_process_shards_disjoint_and_eval_exact(betons):

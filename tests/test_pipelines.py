@@ -43,15 +43,16 @@ def test_train_shards_are_disjoint_equal_and_reshuffled_each_epoch():
     assert not torch.equal(shards[0], shard_indices(n, epoch=1, seed=7, rank=0, world=world, shuffle=True))
 
 
-def test_identity_batches_equal_normalised_source():
+@pytest.mark.parametrize("backend", ["tensor", "dataloader"])
+def test_identity_batches_equal_normalised_source(backend, device):
     data = _data()
-    p = _pipe(data, train=False, batch_size=50)
-    b = next(iter(p))
-    ref = normalize(torch.from_numpy(data.images[:50]).permute(0, 3, 1, 2), MEAN, STD)
-    torch.testing.assert_close(b.images, ref)
+    b = next(iter(_pipe(data, train=False, batch_size=50, backend=backend, device=device)))
+    assert all(t.device.type == device for t in (b.images, b.targets, b.labels, b.index))
     assert b.images.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(b.targets.argmax(1), torch.from_numpy(data.labels[:50]))
-    assert torch.equal(b.labels, torch.from_numpy(data.labels[:50]))
+    ref = normalize(torch.from_numpy(data.images[:50]).permute(0, 3, 1, 2), MEAN, STD)
+    torch.testing.assert_close(b.images.cpu(), ref)
+    assert torch.equal(b.targets.argmax(1).cpu(), torch.from_numpy(data.labels[:50]))
+    assert torch.equal(b.labels.cpu(), torch.from_numpy(data.labels[:50]))
 
 
 def test_train_drop_last_and_lengths():
@@ -62,9 +63,9 @@ def test_train_drop_last_and_lengths():
     torch.testing.assert_close(batches[0].targets.sum(1), torch.ones(16))
 
 
-def test_randomness_is_fixed_by_seed_and_epoch():
+def test_randomness_is_fixed_by_seed_and_epoch(device):
     data = _data()
-    run = lambda seed, epoch: [b.images for b in _epoch(_pipe(data, "crop_flip+cutmix", seed=seed), epoch)]
+    run = lambda seed, epoch: [b.images for b in _epoch(_pipe(data, "crop_flip+cutmix", seed=seed, device=device), epoch)]
     a, b, c, d = run(1, 0), run(1, 0), run(2, 0), run(1, 1)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], c[0]) and not torch.equal(a[0], d[0])
@@ -75,10 +76,10 @@ def _epoch(p, e):
     return list(p)
 
 
-def test_per_sample_mixing_flag_reaches_kernel():
+def test_per_sample_mixing_flag_reaches_kernel(device):
     data = _data()
     spec = make_spec("mixup", per_sample=True)
-    b = next(iter(build_pipeline("tensor", data, spec, train=True, batch_size=32, device="cpu", seed=0)))
+    b = next(iter(build_pipeline("tensor", data, spec, train=True, batch_size=32, device=device, seed=0)))
     # per-sample lambdas: the own-label weight differs across rows
     own = b.targets.gather(1, b.labels.view(-1, 1)).flatten()
     assert own.unique().numel() > 5
