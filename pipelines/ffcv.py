@@ -149,10 +149,13 @@ class FfcvPipeline(ShardedPipeline):
         slices = self._slices(len(order))
         if not slices:
             return
-        loader = self._loader(order)
+        batches = iter(self._loader(order))
         gen = self._mix_generator()
-        for (a, b), (images, labels) in zip(slices, loader):
-            x = K.normalize(images, self.data.mean, self.data.std, channels_last=self.channels_last)
-            index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
-                torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
-            yield self._finish(x, labels, index, gen)
+        try:
+            for (a, b), (images, labels) in zip(slices, batches):
+                x = K.normalize(images, self.data.mean, self.data.std, channels_last=self.channels_last)
+                index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
+                    torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
+                yield self._finish(x, labels, index, gen)
+        finally:  # an epoch left early (benchmark, error) stops FFCV's reader thread now, not at GC
+            batches.close()
