@@ -5,7 +5,7 @@ when there is one; on the CPU otherwise); in-memory uint8 arrays (CIFAR archives
 sample) through an external source. Per-sample transforms run in the DALI graph: zero-padded
 random crop + flip for small images, random-resized-crop + flip (train) and resize + centre
 crop (eval) for ImageNet-style data (``image_size``), cutout (``fn.erase``), normalisation to
-CHW float. MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix``
+float, HWC when the run is channels_last (torch then views it as NCHW with no copy). MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix``
 kernels, so every backend mixes identically.
 
 Order and sharding are fastkd's own (``sharding.shard_indices``): each epoch builds a small
@@ -53,6 +53,8 @@ class DaliPipeline(ShardedPipeline):
             raise ValueError("DALI needs either image files or decoded arrays")
         self.num_threads = max(1, num_workers)
         self.image_size = image_size
+        # HWC images are NCHW tensors in channels_last memory once permuted: no layout copy
+        self._layout = "HWC" if self.channels_last else "CHW"
         # cutout ran in the DALI graph; only mixing is left for the device kernels
         self._device_spec = dataclasses.replace(spec, cutout=False)
 
@@ -116,7 +118,7 @@ class DaliPipeline(ShardedPipeline):
                     images = fn.slice(images, anchor, shape, axis_names="HW", normalized_anchor=False,
                                       normalized_shape=False, out_of_bounds_policy="pad", fill_values=0)
                 crop = None
-            cmn = dict(mean=mean, std=std, mirror=mirror, dtype=types.FLOAT, output_layout="CHW")
+            cmn = dict(mean=mean, std=std, mirror=mirror, dtype=types.FLOAT, output_layout=self._layout)
             if crop:
                 cmn["crop"] = crop
             out = fn.crop_mirror_normalize(images, **cmn)
@@ -130,7 +132,8 @@ class DaliPipeline(ShardedPipeline):
         """Cutout (DeVries & Taylor 2017) as fn.erase: centre uniform over the image, clipped."""
         s = self.spec
         size = float(s.cutout_size)
-        hw = out.shape(dtype=types.FLOAT)[1:3]  # CHW -> (H, W)
+        h_axis = self._layout.index("H")
+        hw = out.shape(dtype=types.FLOAT)[h_axis:h_axis + 2]  # (H, W) in either layout
         anchors, shapes = [], []
         for _ in range(s.cutout_holes):
             centre = fn.random.uniform(range=[0.0, 1.0], shape=2) * hw
@@ -186,8 +189,8 @@ class DaliPipeline(ShardedPipeline):
             for a, b in slices:
                 images, labels = self._run(pipe, order[a:b])
                 x = self._to_torch(images)[: b - a]  # the padded tail of the last batch is cut off
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                if self._layout == "HWC":
+                    x = x.permute(0, 3, 1, 2)  # channels_last strides, same memory
                 labels = self._to_torch(labels).view(-1)[: b - a]
                 yield self._finish(x, labels, torch.from_numpy(order[a:b]).to(self.device), gen)
         finally:

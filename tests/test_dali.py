@@ -62,6 +62,7 @@ def test_identity_matches_pil_decode_order_and_labels(jpeg_tree, device):
     assert pipe.decode == ("mixed" if device == "cuda" else "cpu")
     first = next(iter(pipe))
     assert all(t.device.type == device for t in (first.images, first.targets, first.labels, first.index))
+    assert first.images.is_contiguous(memory_format=torch.channels_last)
     d = _cpu_batches(pipe)
     t = list(build_pipeline("tensor", full["test"], make_spec("none"), train=False, batch_size=8, device="cpu", seed=0))
     assert sum(len(b) for b in d) == 21 and len(d) == len(t) == 3
@@ -105,10 +106,14 @@ def test_crop_flip_outputs_are_zero_padded_crops(jpeg_tree, device):
     assert len({(y, x) for y, x, _ in offsets}) > 10 and {f for *_, f in offsets} == {True, False}
 
 
-def test_cutout_in_the_graph_zeroes_a_clipped_square(device):
+@pytest.mark.parametrize("channels_last", [True, False])  # DALI's HWC or CHW output layout
+def test_cutout_in_the_graph_zeroes_a_clipped_square(device, channels_last):
     data = load_splits(DataConfig(name="sample", limit_train=64))["train"]
     areas = []
-    for b in _cpu_batches(_dali(data, "cutout", train=True, batch_size=32, params={"cutout_size": 8}, device=device)):
+    for b in _cpu_batches(_dali(data, "cutout", train=True, batch_size=32, params={"cutout_size": 8}, device=device,
+                                channels_last=channels_last)):
+        assert b.images.shape == (32, 3, 32, 32)
+        assert b.images.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         zero = (b.images == 0).all(1)
         for z in zero:
             rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
