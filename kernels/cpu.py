@@ -8,10 +8,46 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+
+
+@intrinsic
+def _as_pointer(typingctx, address):
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return nb.types.voidptr(address), codegen
+
+
+@nb.njit(inline="always")
+def read_int64(address):
+    """The int64 stored at ``address`` now (see ``RuntimeSeed``)."""
+    return nb.carray(_as_pointer(address), 1, np.int64)[0]
+
+
+class RuntimeSeed:
+    """A seed that compiled kernels read when they run, from a fixed address.
+
+    numba freezes the values a compiled function captures (closure variables, global arrays) into
+    the machine code, so capturing the seed itself would force a recompile whenever it changes;
+    the FFCV backend compiles its pipeline once per run and sets a new seed each epoch. Kernels
+    capture ``address`` (constant) and call ``read_int64(address)``; the array is kept alive here.
+    """
+
+    def __init__(self, value: int = 0):
+        self._cell = np.array([value], dtype=np.int64)
+        self.address = self._cell.ctypes.data
+
+    @property
+    def value(self) -> int:
+        return int(self._cell[0])
+
+    def set(self, value: int) -> None:
+        self._cell[0] = value
 
 
 @nb.njit(inline="always")

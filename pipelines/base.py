@@ -33,9 +33,10 @@ class ShardedPipeline:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self) -> torch.Tensor:
-        return shard_indices(len(self.data.labels), epoch=self.epoch, seed=self.seed, rank=self.rank,
-                             world=self.world, shuffle=self.train, device=self._index_device)
+    def _indices(self, epoch: int | None = None) -> torch.Tensor:
+        """This process's samples in epoch ``epoch`` (default: the current one), in order."""
+        return shard_indices(len(self.data.labels), epoch=self.epoch if epoch is None else epoch, seed=self.seed,
+                             rank=self.rank, world=self.world, shuffle=self.train, device=self._index_device)
 
     def _slices(self, count: int):
         return batch_slices(count, self.batch_size, self.drop_last)

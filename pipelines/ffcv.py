@@ -8,8 +8,12 @@ run on the device with the shared kernels.
 Orders: ``fastkd`` (default) is the same per-epoch permutation and process sharding as every
 other backend (exact evaluation shards, resumable); ``random`` and ``quasi_random`` are FFCV's
 own traversals (``distributed=True`` across processes), seeded with the run seed, for data sets
-read from disk rather than page cache. Per-sample randomness is a function of (seed, epoch,
-sample), so the pipeline is recompiled each training epoch (a second or two).
+read from disk rather than page cache.
+
+One FFCV ``Loader`` serves the whole run, so its pipeline is compiled once (a few seconds) rather
+than every epoch: the fastkd order is a custom traversal order fed the epoch, and per-sample
+randomness, a function of (seed, epoch, sample), reads the epoch's seed at run time
+(``kernels.cpu.RuntimeSeed``).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import torch
 
 from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.kernels import augment as K
-from fastkd.kernels.cpu import crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one
+from fastkd.kernels.cpu import RuntimeSeed, crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one, read_int64
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
@@ -29,24 +33,27 @@ from .base import ShardedPipeline
 ORDERS = ("fastkd", "random", "quasi_random")
 
 
-def _operations():
-    """FFCV operation classes (defined lazily: FFCV is an optional dependency)."""
+def _ffcv_classes():
+    """FFCV operation and traversal-order classes (defined lazily: FFCV is an optional dependency).
+    The operations take the address of a ``RuntimeSeed`` and read the seed each batch."""
     from ffcv.pipeline.allocation_query import AllocationQuery
     from ffcv.pipeline.compiler import Compiler
     from ffcv.pipeline.operation import Operation
+    from ffcv.traversal_order.base import TraversalOrder
 
     class PadCropFlip(Operation):
         """Zero-pad by ``pad``, random crop back to size, horizontal flip with p = 0.5."""
 
-        def __init__(self, pad: int, flip: bool, seed: int):
+        def __init__(self, pad: int, flip: bool, seed_address: int):
             super().__init__()
-            self.pad, self.flip, self.seed = pad, flip, seed
+            self.pad, self.flip, self.seed_address = pad, flip, seed_address
 
         def generate_code(self):
             loop = Compiler.get_iterator()
-            pad, flip, seed = self.pad, self.flip, self.seed
+            pad, flip, seed_address = self.pad, self.flip, self.seed_address
 
             def pad_crop_flip(images, dst, indices):
+                seed = read_int64(seed_address)
                 for i in loop(images.shape[0]):
                     oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
                     pad_crop_flip_one(images[i], dst[i], pad, oy, ox, f)
@@ -62,15 +69,16 @@ def _operations():
     class CutoutRaw(Operation):
         """Cutout before normalisation: squares of raw pixel value 0, in place."""
 
-        def __init__(self, size: int, holes: int, seed: int):
+        def __init__(self, size: int, holes: int, seed_address: int):
             super().__init__()
-            self.size, self.holes, self.seed = size, holes, seed
+            self.size, self.holes, self.seed_address = size, holes, seed_address
 
         def generate_code(self):
             loop = Compiler.get_iterator()
-            size, holes, seed = self.size, self.holes, self.seed
+            size, holes, seed_address = self.size, self.holes, self.seed_address
 
             def cutout(images, dst, indices):
+                seed = read_int64(seed_address)
                 h, w = images.shape[1], images.shape[2]
                 for i in loop(images.shape[0]):
                     for k in range(holes):
@@ -85,7 +93,17 @@ def _operations():
         def declare_state_and_memory(self, previous_state):
             return replace(previous_state, jit_mode=True), None
 
-    return PadCropFlip, CutoutRaw
+    class EpochOrder(TraversalOrder):
+        """The rows to read in an epoch, from ``rows_for_epoch(epoch)`` (fastkd's shared order)."""
+
+        def __init__(self, loader, rows_for_epoch):
+            super().__init__(loader)
+            self.rows_for_epoch = rows_for_epoch
+
+        def sample_order(self, epoch: int):
+            return self.rows_for_epoch(epoch)
+
+    return PadCropFlip, CutoutRaw, EpochOrder
 
 
 class FfcvPipeline(ShardedPipeline):
@@ -105,51 +123,68 @@ class FfcvPipeline(ShardedPipeline):
         self.num_workers = min(max(1, num_workers), numba.config.NUMBA_NUM_THREADS)
         self.os_cache, self.batches_ahead = os_cache, batches_ahead
         self.order = order if self.train else "fastkd"  # evaluation is always exact and in data-set order
+        self._seed = RuntimeSeed()  # this epoch's augmentation seed, read by the compiled operations
+        self._ffcv_loader = None
         self.image_size = image_size
         # what is left for the device after the FFCV operations ran
         self._device_spec = dataclasses.replace(spec, cutout=spec.cutout and spec.cutout_after_normalize)
 
-    def _indices(self) -> torch.Tensor:
+    def _indices(self, epoch: int | None = None) -> torch.Tensor:
         if self.order != "fastkd":  # FFCV shards and shuffles itself; here only the count matters
             return torch.arange(len(self.data) // self.world if self.train else len(self.data))
-        return super()._indices()
+        return super()._indices(epoch)
 
-    def _loader(self, order: np.ndarray):
+    def _aug_seed(self) -> int:
+        return derive_seed(self.seed, "augment", self.epoch, self.rank) % (2 ** 62)
+
+    def _loader(self):
+        """The run's FFCV Loader, built (and its pipeline compiled) on first use."""
+        if self._ffcv_loader is None:
+            self._ffcv_loader = self._new_loader()
+        return self._ffcv_loader
+
+    def _new_loader(self):
         from ffcv.fields.basics import IntDecoder
         from ffcv.fields.rgb_image import (CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder,
                                            SimpleRGBImageDecoder)
         from ffcv.loader import Loader, OrderOption
         from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
-        PadCropFlip, CutoutRaw = _operations()
-        spec = self.spec
-        aug_seed = derive_seed(self.seed, "augment", self.epoch, self.rank) % (2 ** 62)
+        PadCropFlip, CutoutRaw, EpochOrder = _ffcv_classes()
+        spec, seed = self.spec, self._seed.address
         if self.image_size:  # ImageNet-style: FFCV's resized-crop decoders
             s = (self.image_size, self.image_size)
             decoder = RandomResizedCropRGBImageDecoder(s) if (self.train and spec.crop_flip) else CenterCropRGBImageDecoder(s, 224 / 256)
-            ops = [decoder] + ([PadCropFlip(0, True, aug_seed)] if self.train and spec.crop_flip and spec.flip else [])
+            ops = [decoder] + ([PadCropFlip(0, True, seed)] if self.train and spec.crop_flip and spec.flip else [])
         else:
             ops = [SimpleRGBImageDecoder()]
             if self.train and spec.crop_flip:
-                ops.append(PadCropFlip(spec.pad, spec.flip, aug_seed))
+                ops.append(PadCropFlip(spec.pad, spec.flip, seed))
         if self.train and spec.cutout and not spec.cutout_after_normalize:
-            ops.append(CutoutRaw(spec.cutout_size, spec.cutout_holes, aug_seed))
+            ops.append(CutoutRaw(spec.cutout_size, spec.cutout_holes, seed))
         ops += [ToTensor(), ToDevice(self.device, non_blocking=True), ToTorchImage(channels_last=self.channels_last)]
         label_ops = [IntDecoder(), ToTensor(), Squeeze(), ToDevice(self.device, non_blocking=True)]
         common = dict(batch_size=self.batch_size, num_workers=self.num_workers, os_cache=self.os_cache,
                       drop_last=self.drop_last, pipelines={"image": ops, "label": label_ops},
                       batches_ahead=self.batches_ahead)
-        if self.order == "fastkd":
-            return Loader(self.data.source, order=OrderOption.SEQUENTIAL, indices=self.rows[order], **common)
-        ffcv_order = OrderOption.RANDOM if self.order == "random" else OrderOption.QUASI_RANDOM
-        return Loader(self.data.source, order=ffcv_order, indices=self.rows, distributed=self.world > 1,
-                      seed=self.seed, **common)
+        if self.order != "fastkd":
+            ffcv_order = OrderOption.RANDOM if self.order == "random" else OrderOption.QUASI_RANDOM
+            return Loader(self.data.source, order=ffcv_order, indices=self.rows, distributed=self.world > 1,
+                          seed=self.seed, **common)
+        loader = Loader(self.data.source, order=OrderOption.SEQUENTIAL, indices=self.rows, **common)
+        # FFCV 1.0.2 cannot be handed a custom order class (its check is inverted): swap it in
+        loader.traversal_order = EpochOrder(loader, lambda epoch: self.rows[self._indices(epoch).numpy()])
+        loader.first_traversal_order = loader.traversal_order.sample_order(0)  # what len(loader) counts
+        return loader
 
     def __iter__(self):
         order = self._indices().numpy()
         slices = self._slices(len(order))
         if not slices:
             return
-        batches = iter(self._loader(order))
+        loader = self._loader()
+        self._seed.set(self._aug_seed())  # no reader thread runs between epochs (see finally below)
+        loader.next_epoch = self.epoch  # the epoch FFCV's traversal order (ours or its own) reads
+        batches = iter(loader)
         gen = self._mix_generator()
         try:
             for (a, b), (images, labels) in zip(slices, batches):
@@ -157,5 +192,6 @@ class FfcvPipeline(ShardedPipeline):
                 index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
                     torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
                 yield self._finish(x, labels, index, gen)
-        finally:  # an epoch left early (benchmark, error) stops FFCV's reader thread now, not at GC
+        finally:  # an epoch left early (benchmark, error): stop FFCV's reader thread before the next one
             batches.close()
+            batches.join()

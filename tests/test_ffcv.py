@@ -128,6 +128,28 @@ def test_epochs_are_reproducible_and_differ(betons):
     assert torch.equal(a, epoch(1)) and not torch.equal(a, epoch(2)) and not torch.equal(a, epoch(1, seed=5))
 
 
+def test_one_loader_serves_every_epoch_like_fresh_ones(betons, monkeypatch):
+    """The run's Loader is compiled once; reusing it (even after an epoch left early) yields what a
+    fresh pipeline, i.e. a resumed run, yields for that epoch: order and augmentation alike."""
+    from fastkd.pipelines.ffcv import FfcvPipeline
+    out, _ = betons
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    aug = {"augment": "crop_flip+cutout", "params": {"cutout_after_normalize": False}}
+    built = []
+    real = FfcvPipeline._new_loader
+    monkeypatch.setattr(FfcvPipeline, "_new_loader", lambda self: built.append(1) or real(self))
+    reused = _ffcv(listing, train=True, **aug)
+    reused.set_epoch(1)
+    next(iter(reused))  # epoch 1 left after one batch
+    for epoch in (2, 3):
+        reused.set_epoch(epoch)
+        fresh = _ffcv(listing, train=True, **aug)
+        fresh.set_epoch(epoch)
+        for a, b in zip(reused, fresh, strict=True):
+            assert torch.equal(a.index, b.index) and torch.equal(a.images, b.images)
+    assert len(built) == 3  # reused once, plus one per fresh pipeline
+
+
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
 def test_mixing_semantics_on_ffcv_batches(betons, augment, device):
     from mixcheck import check_mixed_batch
