@@ -52,6 +52,21 @@ def test_batch_kernels_are_seeded_per_sample_and_cover_offsets():
     assert ((c == 0).all(-1).sum((1, 2)) > 0).all()
 
 
+def test_runtime_seed_is_read_when_the_kernel_runs_not_when_it_compiles():
+    import numba
+    seed = cpu.RuntimeSeed(5)
+    address = seed.address
+
+    @numba.njit
+    def current():
+        return cpu.read_int64(address)
+
+    assert current() == 5
+    seed.set(-(2 ** 62))
+    assert current() == seed.value == -(2 ** 62)
+    assert len(current.signatures) == 1  # one compilation served both values
+
+
 # ---- FFCV itself ------------------------------------------------------------------------------
 ffcv = pytest.importorskip("ffcv")
 
