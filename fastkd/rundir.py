@@ -63,13 +63,17 @@ class RunDir:
 
     def check_or_start(self, cfg_dict: dict, kind: str, *, overwrite: bool) -> str:
         """'new', 'resume' or 'done'. A directory holding a different run is refused, naming the
-        first differing keys, unless ``overwrite`` (which clears it)."""
+        first differing keys, unless ``overwrite`` (which clears it) or unless that run never
+        finished an epoch (it stopped while starting, e.g. on a config error: nothing to lose)."""
         if self.config.is_file() and overwrite:
             self.clear()
         if self.config.is_file():
             saved = yaml.safe_load(self.config.read_text()) or {}
             saved_kind = json.loads(self.run_json.read_text()).get("kind") if self.run_json.is_file() else kind
             changes = diff(saved, cfg_dict)
+            if (changes or saved_kind != kind) and not (self.is_finished() or self.has_checkpoint()):
+                self.clear()
+                return self.check_or_start(cfg_dict, kind, overwrite=False)
             if changes or saved_kind != kind:
                 what = "; ".join(changes[:5]) if changes else f"kind {saved_kind} -> {kind}"
                 raise RunDirError(f"{self.path} already holds a different run ({what}); "

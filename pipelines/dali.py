@@ -21,6 +21,7 @@ import os
 import numpy as np
 import torch
 
+from fastkd.config import ConfigError
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
@@ -44,9 +45,10 @@ class DaliPipeline(ShardedPipeline):
         super().__init__(data, spec, **kwargs)
         self.gpu = self.device.type == "cuda"
         if decode not in ("auto", "cpu", "mixed"):
-            raise ValueError(f"decode must be auto, cpu or mixed, got {decode!r}")
+            raise ConfigError(f"data.dali_decode: {decode!r} is not one of auto, cpu, mixed")
         if decode == "mixed" and not self.gpu:
-            raise ValueError("DALI decode='mixed' needs a CUDA device")
+            raise ConfigError("data.dali_decode=mixed decodes on a GPU but the run's device is "
+                              f"{self.device}; use auto (GPU when there is one) or cpu")
         self.decode = decode if decode != "auto" else ("mixed" if self.gpu else "cpu")
         self.files = data.files if data.files and all(os.path.isfile(f) for f in data.files[:1]) else None
         if self.files is None and not data.decoded:

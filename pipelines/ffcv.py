@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from fastkd.config import ConfigError
 from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.kernels import augment as K
 from fastkd.kernels.cpu import RuntimeSeed, crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one, read_int64
@@ -111,10 +112,10 @@ class FfcvPipeline(ShardedPipeline):
                  batches_ahead: int = 3, image_size: int | None = None, **kwargs):
         ffcv_module()
         if not data.source:
-            raise ValueError("the ffcv backend reads .beton files: set data.path to a folder written by "
+            raise ConfigError("data.path: the ffcv backend reads .beton files: set data.path to a folder written by "
                              "`fastkd data convert --to beton`")
         if order not in ORDERS:
-            raise ValueError(f"data.ffcv_order: {order!r} is not one of {', '.join(ORDERS)}")
+            raise ConfigError(f"data.ffcv_order: {order!r} is not one of {', '.join(ORDERS)}")
         super().__init__(data, spec, **kwargs)
         self.rows = data.rows if data.rows is not None else np.arange(len(data))
         check_beton(data.source, self.rows)
