@@ -112,8 +112,8 @@ class FfcvPipeline(ShardedPipeline):
                  batches_ahead: int = 3, image_size: int | None = None, **kwargs):
         ffcv_module()
         if not data.source:
-            raise ConfigError("data.path: the ffcv backend reads .beton files: set data.path to a folder written by "
-                             "`fastkd data convert --to beton`")
+            raise ConfigError("data.path: the ffcv backend reads .beton files; point data.path at a folder "
+                              "written by `fastkd data convert --to beton`")
         if order not in ORDERS:
             raise ConfigError(f"data.ffcv_order: {order!r} is not one of {', '.join(ORDERS)}")
         super().__init__(data, spec, **kwargs)

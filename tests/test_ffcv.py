@@ -187,12 +187,21 @@ def test_two_process_shards_disjoint_and_eval_exact(betons):
     assert val == list(range(20))
 
 
-def test_ffcv_native_random_order_trains(betons):
+def test_ffcv_native_random_order_trains_and_reshuffles_each_epoch(betons):
     out, _ = betons
     listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
     for order in ("random", "quasi_random"):
         batches = list(_ffcv(listing, "crop_flip", train=True, order=order))
         assert len(batches) == 10 and all(len(b) == 32 for b in batches)
+    p = _ffcv(listing, train=True, order="random")
+    labels = []
+    for epoch in (1, 2):
+        p.set_epoch(epoch)
+        labels.append(torch.cat([b.labels for b in p]))
+    fresh = _ffcv(listing, train=True, order="random")
+    fresh.set_epoch(2)
+    assert not torch.equal(labels[0], labels[1]), "FFCV's own order must change from epoch to epoch"
+    assert torch.equal(labels[1], torch.cat([b.labels for b in fresh])), "and be a function of the epoch"
 
 
 def test_engine_and_cli_convert(tmp_path):
