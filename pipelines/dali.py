@@ -8,15 +8,18 @@ crop (eval) for ImageNet-style data (``image_size``), cutout (``fn.erase``), nor
 float, HWC when the run is channels_last (torch then views it as NCHW with no copy). MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix``
 kernels, so every backend mixes identically.
 
-Order and sharding are fastkd's own (``sharding.shard_indices``): each epoch builds a small
+Order and sharding are fastkd's own (``sharding.shard_indices``): each epoch has its own small
 DALI pipeline over this process's samples in that order with a seed derived from (seed, epoch,
-rank). So shuffling matches the other backends, evaluation counts every image once (the padded
-tail of the last batch is cut off), and a resumed run replays the same epochs.
+rank) (DALI's random operators cannot be reseeded once built). So shuffling matches the other
+backends, evaluation counts every image once (the padded tail of the last batch is cut off),
+and a resumed run replays the same epochs. While one epoch runs, the next epoch's pipeline is
+built on a background thread, so an epoch starts without waiting for a build.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -59,14 +62,35 @@ class DaliPipeline(ShardedPipeline):
         self._layout = "HWC" if self.channels_last else "CHW"
         # cutout ran in the DALI graph; only mixing is left for the device kernels
         self._device_spec = dataclasses.replace(spec, cutout=False)
+        self._builder = None  # one background thread, started with the first epoch
+        self._next = None  # (epoch, future of its built pipeline)
 
-    # ---- the DALI graph --------------------------------------------------------------------
-    def _build(self, order: np.ndarray):
-        pipe = self._graph(order)
+    # ---- one pipeline per epoch, the next one built while this one runs --------------------
+    def _build(self, epoch: int):
+        pipe = self._graph(self._indices(epoch).numpy(), epoch)
         pipe.build()
         return pipe
 
-    def _graph(self, order: np.ndarray):
+    def _pipeline_for_epoch(self):
+        """This epoch's pipeline: the one built in the background if it is for this epoch."""
+        ahead, self._next = self._next, None
+        pipe = None
+        if ahead is not None and ahead[0] == self.epoch:
+            try:
+                pipe = ahead[1].result()
+            except Exception:  # noqa: BLE001 -- built again below, where its error surfaces as usual
+                pipe = None
+        elif ahead is not None:  # set_epoch jumped (a resumed run): that build is not needed
+            ahead[1].cancel()
+        return pipe if pipe is not None else self._build(self.epoch)
+
+    def _build_next_epoch_in_background(self) -> None:
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastkd-dali-build")
+        self._next = (self.epoch + 1, self._builder.submit(self._build, self.epoch + 1))
+
+    # ---- the DALI graph --------------------------------------------------------------------
+    def _graph(self, order: np.ndarray, epoch: int):
         """The (not yet built) DALI pipeline reading ``order``; on a GPU every output, labels
         included, ends on the device so one stream-ordered copy hands it to torch."""
         dali = _dali()
@@ -81,7 +105,7 @@ class DaliPipeline(ShardedPipeline):
             device_id = self.device.index if self.device.index is not None else torch.cuda.current_device()
 
         @dali.pipeline_def(batch_size=bs, num_threads=self.num_threads, device_id=device_id,
-                           seed=derive_seed(self.seed, "dali", self.epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2)
+                           seed=derive_seed(self.seed, "dali", epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2)
         def graph():
             if self.files is not None:
                 files = [self.files[i] for i in order]
@@ -185,7 +209,7 @@ class DaliPipeline(ShardedPipeline):
         slices = self._slices(len(order))
         if not slices:
             return
-        pipe = self._build(order)
+        pipe = self._pipeline_for_epoch()
         gen = self._mix_generator()
         try:
             for a, b in slices:
@@ -194,6 +218,8 @@ class DaliPipeline(ShardedPipeline):
                 if self._layout == "HWC":
                     x = x.permute(0, 3, 1, 2)  # channels_last strides, same memory
                 labels = self._to_torch(labels).view(-1)[: b - a]
+                if a == 0:  # after the first batch, so the build does not delay it
+                    self._build_next_epoch_in_background()
                 yield self._finish(x, labels, torch.from_numpy(order[a:b]).to(self.device), gen)
         finally:
             del pipe

@@ -26,6 +26,9 @@ def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys):
             assert r["x_vs_dataloader"] == pytest.approx(r["images_per_second"] / ips[("dataloader", r["measure"])])
         if r.get("backend") and r["measure"] != "loader only":
             assert r["fraction_of_bare"] == pytest.approx(r["images_per_second"] / ips[("bare", r["measure"])])
-        assert ("epoch_start_s" in r) == (r["measure"] == "loader only" and "backend" in r)
+        whole_epoch = r["measure"] == "loader only" and "backend" in r
+        assert ("epoch_start_s" in r) == ("whole_epoch_images_per_second" in r) == whole_epoch
+        if whole_epoch:
+            assert 0 < r["epoch_start_s"] and r["whole_epoch_images_per_second"] > 0
     assert result["config"]["augment"] == "crop_flip+cutmix" and result["config"]["batch_size"] == 16
     assert "torch" in result["environment"]["versions"]

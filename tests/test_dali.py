@@ -147,13 +147,29 @@ def test_gpu_graph_passes_dali_graph_checks(jpeg_tree, source, augment, train, i
     data = lazy["train"] if source == "files" else load_splits(DataConfig(name="sample", limit_train=32))["train"]
     p = _dali(data, augment, train=train, image_size=image_size)
     p.device, p.gpu, p.decode = torch.device("cuda", 0), True, "mixed"  # what a CUDA device selects
-    pipe = p._graph(np.arange(len(data.labels)))
+    pipe = p._graph(np.arange(len(data.labels)), epoch=0)
     pipe._build_graph()
     assert [o.device for o in pipe._graph_outputs] == ["gpu", "gpu"]
     names = {op: getattr(op._op, "schema_name", type(op._op).__name__) for op in pipe._ops}
     placed = {name: op._op.device for op, name in names.items() if name in GPU_OPS}
     assert placed and all(GPU_OPS[name] == dev for name, dev in placed.items()), placed
     assert ("decoders__Image" in placed) == (source == "files")
+
+
+def test_pipeline_built_ahead_for_the_next_epoch_matches_a_fresh_one(jpeg_tree):
+    lazy, _ = _lists(jpeg_tree)
+    p = _dali(lazy["train"], "crop_flip+cutout", train=True)
+    firsts = []
+    for epoch in (0, 1, 5):  # 1 was built during 0; 5 is a jump (a resumed run): the build for 2 is dropped
+        p.set_epoch(epoch)
+        batches = list(p)
+        assert p._next[0] == epoch + 1
+        fresh = _dali(lazy["train"], "crop_flip+cutout", train=True)
+        fresh.set_epoch(epoch)
+        for a, b in zip(batches, fresh, strict=True):
+            assert torch.equal(a.index, b.index) and torch.equal(a.images, b.images)
+        firsts.append(batches[0].images)
+    assert not torch.equal(firsts[0], firsts[1]) and not torch.equal(firsts[1], firsts[2]), "epochs differ"
 
 
 def test_two_shards_are_disjoint_and_cover(jpeg_tree):
