@@ -85,9 +85,11 @@ class DaliPipeline(ShardedPipeline):
         return pipe if pipe is not None else self._build(self.epoch)
 
     def _build_next_epoch_in_background(self) -> None:
+        # evaluation reads the same order, without random operators, every time it is run
+        upcoming = self.epoch + 1 if self.train else self.epoch
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastkd-dali-build")
-        self._next = (self.epoch + 1, self._builder.submit(self._build, self.epoch + 1))
+        self._next = (upcoming, self._builder.submit(self._build, upcoming))
 
     # ---- the DALI graph --------------------------------------------------------------------
     def _graph(self, order: np.ndarray, epoch: int):

@@ -170,6 +170,10 @@ def test_pipeline_built_ahead_for_the_next_epoch_matches_a_fresh_one(jpeg_tree):
             assert torch.equal(a.index, b.index) and torch.equal(a.images, b.images)
         firsts.append(batches[0].images)
     assert not torch.equal(firsts[0], firsts[1]) and not torch.equal(firsts[1], firsts[2]), "epochs differ"
+    evaluation = _dali(lazy["test"])  # evaluated again and again without set_epoch: same pipeline each time
+    runs = [list(evaluation) for _ in range(2)]
+    assert evaluation._next[0] == 0 and len(runs[1]) == 3
+    assert all(torch.equal(a.images, b.images) for a, b in zip(*runs, strict=True))
 
 
 def test_two_shards_are_disjoint_and_cover(jpeg_tree):
