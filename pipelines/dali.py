@@ -66,8 +66,8 @@ class DaliPipeline(ShardedPipeline):
         self._next = None  # (epoch, future of its built pipeline)
 
     # ---- one pipeline per epoch, the next one built while this one runs --------------------
-    def _build(self, epoch: int):
-        pipe = self._graph(self._indices(epoch).numpy(), epoch)
+    def _build(self, epoch: int, order: np.ndarray | None = None):
+        pipe = self._graph(self._indices(epoch).numpy() if order is None else order, epoch)
         pipe.build()
         return pipe
 
@@ -89,7 +89,10 @@ class DaliPipeline(ShardedPipeline):
         upcoming = self.epoch + 1 if self.train else self.epoch
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastkd-dali-build")
-        self._next = (upcoming, self._builder.submit(self._build, upcoming))
+        # the order is drawn here: torch called from the builder thread would start its own
+        # OpenMP team there, competing with this thread's
+        order = self._indices(upcoming).numpy()
+        self._next = (upcoming, self._builder.submit(self._build, upcoming, order))
 
     # ---- the DALI graph --------------------------------------------------------------------
     def _graph(self, order: np.ndarray, epoch: int):
