@@ -21,7 +21,7 @@ fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 FASTKD_CACHE=/tmp/fastkd-cache
 python3 - <<'PY' | tee "$OUT/device.txt"
 import importlib.util, torch
-print(torch.__version__, torch.cuda.get_device_name(0))
+print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")
 for m in ("nvidia.dali", "ffcv", "faiss"):
     try:
         print(m, "installed" if importlib.util.find_spec(m) else "missing")
