@@ -114,7 +114,6 @@ def cmd_data_convert(args) -> int:
     return 0
 
 
-
 def cmd_info(args) -> int:
     from . import models
     from .config import preset_names

@@ -5,8 +5,9 @@ when there is one; on the CPU otherwise); in-memory uint8 arrays (CIFAR archives
 sample) through an external source. Per-sample transforms run in the DALI graph: zero-padded
 random crop + flip for small images, random-resized-crop + flip (train) and resize + centre
 crop (eval) for ImageNet-style data (``image_size``), cutout (``fn.erase``), normalisation to
-float, HWC when the run is channels_last (torch then views it as NCHW with no copy). MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix``
-kernels, so every backend mixes identically.
+float, HWC when the run is channels_last (torch then views it as NCHW with no copy).
+MixUp/CutMix then run on the training device with the shared ``fastkd.kernels.mix`` kernels, so
+every backend mixes identically.
 
 Order and sharding are fastkd's own (``sharding.shard_indices``): each epoch has its own small
 DALI pipeline over this process's samples in that order with a seed derived from (seed, epoch,
@@ -66,13 +67,14 @@ class DaliPipeline(ShardedPipeline):
         self._next = None  # (epoch, future of its built pipeline)
 
     # ---- one pipeline per epoch, the next one built while this one runs --------------------
-    def _build(self, epoch: int, order: np.ndarray | None = None):
-        pipe = self._graph(self._indices(epoch).numpy() if order is None else order, epoch)
+    def _build(self, epoch: int, order: np.ndarray):
+        pipe = self._graph(order, epoch)
         pipe.build()
         return pipe
 
-    def _pipeline_for_epoch(self):
-        """This epoch's pipeline: the one built in the background if it is for this epoch."""
+    def _pipeline_for_epoch(self, order: np.ndarray):
+        """This epoch's pipeline (reading ``order``): the one built in the background if it is
+        for this epoch."""
         ahead, self._next = self._next, None
         pipe = None
         if ahead is not None and ahead[0] == self.epoch:
@@ -82,7 +84,7 @@ class DaliPipeline(ShardedPipeline):
                 pipe = None
         elif ahead is not None:  # set_epoch jumped (a resumed run): that build is not needed
             ahead[1].cancel()
-        return pipe if pipe is not None else self._build(self.epoch)
+        return pipe if pipe is not None else self._build(self.epoch, order)
 
     def _build_next_epoch_in_background(self) -> None:
         # evaluation reads the same order, without random operators, every time it is run
@@ -185,14 +187,13 @@ class DaliPipeline(ShardedPipeline):
         """Copy a dense DALI TensorList into a new torch tensor on the training device.
 
         ``feed_ndarray`` copies a GPU TensorList with cudaMemcpyAsync on the given stream but a
-        CPU one with a plain host memcpy, so a CPU TensorList must land in host memory first."""
-        from nvidia.dali.backend import TensorListGPU
+        CPU one with a plain host memcpy, which into device memory would crash: so on a GPU the
+        graph puts every output, labels included, on the device (``_graph``)."""
         from nvidia.dali.plugin.pytorch import feed_ndarray, to_torch_type
-        on_gpu = isinstance(tensor_list, TensorListGPU)
         t = tensor_list.as_tensor()
-        out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=self.device if on_gpu else "cpu")
-        feed_ndarray(t, out, cuda_stream=self._stream() if on_gpu else None)
-        return out.to(self.device)
+        out = torch.empty(t.shape(), dtype=to_torch_type[t.dtype], device=self.device)
+        feed_ndarray(t, out, cuda_stream=self._stream())
+        return out
 
     def _run(self, pipe, batch_index: np.ndarray):
         try:
@@ -214,7 +215,7 @@ class DaliPipeline(ShardedPipeline):
         slices = self._slices(len(order))
         if not slices:
             return
-        pipe = self._pipeline_for_epoch()
+        pipe = self._pipeline_for_epoch(order)
         gen = self._mix_generator()
         try:
             for a, b in slices:
