@@ -71,16 +71,15 @@ class RunDir:
             saved = yaml.safe_load(self.config.read_text()) or {}
             saved_kind = json.loads(self.run_json.read_text()).get("kind") if self.run_json.is_file() else kind
             changes = diff(saved, cfg_dict)
-            if (changes or saved_kind != kind) and not (self.is_finished() or self.has_checkpoint()):
-                self.clear()
-                return self.check_or_start(cfg_dict, kind, overwrite=False)
-            if changes or saved_kind != kind:
+            if not changes and saved_kind == kind:
+                if self.is_finished():
+                    return "done"
+                return "resume" if self.has_checkpoint() else "new"
+            if self.is_finished() or self.has_checkpoint():
                 what = "; ".join(changes[:5]) if changes else f"kind {saved_kind} -> {kind}"
                 raise RunDirError(f"{self.path} already holds a different run ({what}); "
                                   "pass --overwrite to replace it, or choose another --out")
-            if self.is_finished():
-                return "done"
-            return "resume" if self.has_checkpoint() else "new"
+            self.clear()  # the other run never finished an epoch: nothing to lose
         if self.path.exists() and any(self.path.iterdir()):
             raise RunDirError(f"{self.path} exists and is not a fastkd run directory; choose another --out")
         self.path.mkdir(parents=True, exist_ok=True)
