@@ -35,11 +35,16 @@ def _gamma(shape: float, n: int, generator, device) -> torch.Tensor:
     return g
 
 
+def _draw_device(generator, device) -> torch.device:
+    """Where to draw: ``device`` if given, else the generator's (a CUDA generator draws only there)."""
+    if device is None:
+        device = generator.device if generator is not None else "cpu"
+    return torch.device(device)
+
+
 def beta(alpha: float, beta_: float, n: int, *, generator=None, device=None) -> torch.Tensor:
     """n Beta(alpha, beta_) variates (float64, so values near 1 are not rounded to 1) on ``device``."""
-    if generator is not None and device is None:
-        device = generator.device
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = _draw_device(generator, device)
     ga = _gamma(alpha, n, generator, device)
     gb = _gamma(beta_, n, generator, device)
     return ga / (ga + gb)
@@ -47,9 +52,7 @@ def beta(alpha: float, beta_: float, n: int, *, generator=None, device=None) -> 
 
 def uniform_int(high, n: int, *, generator=None, device=None) -> torch.Tensor:
     """n integers uniform in [0, high) (``high`` a Python int or an int tensor of shape (n,))."""
-    if generator is not None and device is None:
-        device = generator.device
-    u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+    u = torch.rand(n, generator=generator, device=_draw_device(generator, device), dtype=torch.float64)
     if isinstance(high, torch.Tensor):
         return torch.minimum((u * high).long(), high - 1)
     return (u * high).long().clamp_max(high - 1)
