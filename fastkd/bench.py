@@ -168,7 +168,9 @@ def run(args) -> dict:
             n = args.loader_steps if what == "loader only" else args.steps
             ips = _timed(fn, _forever(p), n, args.warmup, device, bs)
             rows.append({"pipeline": label, "backend": backend, "measure": what, "images_per_second": ips})
-        rows[-3]["epoch_start_s"], rows[-3]["whole_epoch_images_per_second"] = _whole_epoch(p, device)
+            if what == "loader only":
+                loader_row = rows[-1]
+        loader_row["epoch_start_s"], loader_row["whole_epoch_images_per_second"] = _whole_epoch(p, device)
     _add_ratios(rows)
     return {"config": {"teacher": teacher, "student": student, "batch_size": bs, "precision": precision,
                        "augment": spec.name, "per_sample": args.per_sample, "channels_last": args.channels_last,
