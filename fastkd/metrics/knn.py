@@ -53,14 +53,13 @@ def _faiss_search(faiss, base: torch.Tensor, queries: torch.Tensor, k: int, metr
     q = np.ascontiguousarray(queries.detach().cpu().numpy(), dtype=np.float32)
     d = b.shape[1]
     measure = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    if index == "ivf":
+    flat = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+    idx = flat
+    if index == "ivf":  # the flat index serves as the coarse quantizer
         nlist = nlist or max(1, int(4 * math.sqrt(len(b))))
-        quantizer = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
-        idx = faiss.IndexIVFFlat(quantizer, d, nlist, measure)
+        idx = faiss.IndexIVFFlat(flat, d, nlist, measure)
         idx.train(b[np.random.default_rng(0).permutation(len(b))[: max(nlist * 40, 10000)]])
         idx.nprobe = nprobe or min(16, nlist)  # FAISS default is 1; 16 keeps recall high at modest cost
-    else:
-        idx = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
     use_gpu = base.is_cuda and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 and k <= FAISS_GPU_MAX_K
     if use_gpu:
         idx = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), base.device.index or 0, idx)
