@@ -7,6 +7,11 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import FastkdError, RunDirError
+
+# exit statuses (documented in the README): 0 done, 2 an error the message explains,
+# 3 a study finished with runs that failed or were skipped, 130 interrupted
+EXIT_ERROR, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -55,29 +60,36 @@ def cmd_eval(args) -> int:
 def cmd_study(args) -> int:
     from .study import load_study, run_study
     extra = {"common": {"data": {"path": args.data}}} if args.data else None
-    if args.seeds:
+    if args.seeds is not None:
         extra = (extra or {}) | {"seeds": args.seeds}
     sc = load_study(args.preset, args.config, args.overrides, extra)
     records = run_study(sc, args.out, retry_failed=args.retry_failed, progress=not args.quiet)
-    bad = [r["id"] for r in records if r["status"] != "done"]
+    bad = [r for r in records if r["status"] != "done"]
     if bad:
-        print(f"{len(bad)} run(s) did not finish: {', '.join(bad)} (see the report)", file=sys.stderr)
+        print(f"fastkd: {len(bad)} run(s) did not finish (exit status {EXIT_RUNS_FAILED}):", file=sys.stderr)
+        for r in bad:
+            print(f"  {r['id']}: {r['status']}: {r.get('error', '')[:200]}", file=sys.stderr)
+        print("fix their settings (a failed run's own settings may change) and rerun the same command, or add "
+              "--retry-failed to try them again as they are; finished runs are kept", file=sys.stderr)
+        return EXIT_RUNS_FAILED
     return 0
 
 
 def cmd_report(args) -> int:
+    from .config import load_yaml
     from .report import write_report
     from .study.ledger import Ledger
-    import yaml
     out = Path(args.study)
-    records = Ledger(out).records()
+    records, corrupt = Ledger(out).scan()
+    for p, why in corrupt:
+        print(f"warning: ledger record {p} cannot be read ({why}); it is left out of the report "
+              "(rerun the study command to redo its run)", file=sys.stderr)
     if not records:
-        print(f"fastkd: error: no ledger records under {out}/ledger", file=sys.stderr)
-        return 2
+        raise RunDirError(f"no readable ledger records under {out}/ledger; is {out} a study folder?")
     ref = "none"
     if (out / "study.yaml").is_file():
-        ref = (yaml.safe_load((out / "study.yaml").read_text()) or {}).get("reference_augment", "none")
-    paths = write_report(records, out / "report", reference_augment=ref)
+        ref = (load_yaml((out / "study.yaml").read_text(), str(out / "study.yaml")) or {}).get("reference_augment", "none")
+    paths = write_report(records, out / "report", reference_augment=ref, unreadable=[(str(p), why) for p, why in corrupt])
     print(paths["summary_text"])
     print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
     return 0
@@ -85,6 +97,13 @@ def cmd_report(args) -> int:
 
 def cmd_metric(args) -> int:
     from .metrics.analysis import analyze_run
+    from .rundir import RunDir
+    rd = RunDir(args.run)
+    if not rd.path.is_dir():
+        raise RunDirError(f"{rd.path}: no such run folder")
+    if not rd.is_finished() or not rd.outputs.is_file():
+        raise RunDirError(f"{rd.path}: not a finished fastkd run (no metrics.json / test_outputs.npz); finish it first "
+                          "by rerunning its train or distill command")
     result = analyze_run(args.run, knn_k=args.k, cd_variants=tuple(args.variants))
     text = json.dumps(result, indent=2)
     if args.out:
@@ -96,7 +115,8 @@ def cmd_metric(args) -> int:
 def cmd_data_convert(args) -> int:
     from .config import DataConfig
     from .data import load_splits
-    from .data.beton import convert
+    from .data.beton import convert, ffcv_module
+    ffcv_module()  # the install hint before any decoding
     if args.to != "beton":
         print(f"fastkd: error: --to {args.to}: only 'beton' is supported", file=sys.stderr)
         return 2
@@ -171,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metric", help="class discrimination, k-NN, calibration and fidelity of a finished run")
     p.add_argument("run", help="run directory (reads test_outputs.npz, train_outputs.npz)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"])
+    p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"], choices=["paper", "clean", "gdv"],
+                   help="class-discrimination variants (default: all three)")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=cmd_metric)
 
@@ -206,19 +227,14 @@ def main(argv=None) -> int:
         from .bench import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .engine import TrainingError
-    from .rundir import RunDirError
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, RunDirError, TrainingError) as exc:
+    except FastkdError as exc:
         print(f"fastkd: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("fastkd: interrupted; run the same command again to resume from the last finished epoch", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

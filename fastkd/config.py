@@ -5,107 +5,155 @@ key and what is allowed.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
+import math
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 
-class ConfigError(ValueError):
-    """A config key or value is wrong; the message names it and the allowed values."""
+from .errors import ConfigError
+
+__all__ = ["ConfigError", "Config", "DataConfig", "AugConfig", "TrainConfig", "DistillConfig", "TrackConfig", "build",
+           "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric field; ``None`` bounds are open-ended."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def contains(self, v) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return f"{'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+
+
+def _num(v) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, lo_open=True), Range(0), Range(1)
+UNIT, UNIT_OPEN_TOP = Range(0, 1), Range(0, 1, hi_open=True)
+
+
+def opt(default, *, range: Range | None = None, execution: bool = False, factory=None):
+    """A config field with its valid range and whether it is execution-only (may change between
+    resumes without changing what the run computes: paths, workers, prefetch, trackers)."""
+    meta = {"range": range, "execution": execution}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+Backend = Literal["tensor", "dataloader", "dali", "ffcv"]
 
 
 @dataclass
 class DataConfig:
-    name: str = "sample"  # sample | cifar10 | cifar100 | imagefolder
-    path: str | None = None  # archive, extracted folder, or ImageFolder root
-    backend: str = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali | ffcv
-    dali_decode: str = "auto"  # dali: auto (GPU "mixed" decode when there is a GPU) | cpu | mixed
-    ffcv_order: str = "fastkd"  # ffcv training order: fastkd (shared with all backends) | random | quasi_random
-    os_cache: bool = True  # ffcv: read the .beton through the page cache (False: FFCV's own reads)
-    batches_ahead: int = 3  # ffcv: batches prepared ahead of the training step
-    download: bool = False  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
-    cache_dir: str | None = None  # downloads and decoded-image cache (default ~/.cache/fastkd)
-    val_split: float = 0  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
-    split_seed: int = 0  # fixes the validation split independently of the run seed
-    limit_train: int | None = None  # stratified subset for quick runs
-    limit_test: int | None = None
-    image_size: int | None = None  # resize + centre-crop ImageFolder images of mixed sizes
-    on_corrupt: str = "error"  # error | skip
-    mean: list[float] | None = None  # override the normalisation statistics
-    std: list[float] | None = None
-    num_workers: int = 4  # dataloader backend only
-    eval_batch_size: int = 1024
+    name: Literal["sample", "cifar10", "cifar100", "imagefolder"] = "sample"  # sample = the bundled 5k CIFAR-10 subset
+    path: str | None = opt(None, execution=True)  # archive, extracted folder, or ImageFolder root
+    backend: Backend = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali | ffcv
+    dali_decode: Literal["auto", "cpu", "mixed"] = "auto"  # dali: auto (GPU "mixed" decode when there is a GPU)
+    ffcv_order: Literal["fastkd", "random", "quasi_random"] = "fastkd"  # ffcv training order (fastkd: shared with all backends)
+    os_cache: bool = opt(True, execution=True)  # ffcv: read the .beton through the page cache
+    batches_ahead: int = opt(3, range=AT_LEAST_ONE, execution=True)  # ffcv: batches prepared ahead
+    download: bool = opt(False, execution=True)  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
+    cache_dir: str | None = opt(None, execution=True)  # downloads and decoded-image cache (default ~/.cache/fastkd)
+    val_split: float = opt(0.0, range=NON_NEGATIVE)  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
+    split_seed: int = opt(0, range=NON_NEGATIVE)  # fixes the validation split independently of the run seed
+    limit_train: int | None = opt(None, range=AT_LEAST_ONE)  # stratified subset for quick runs
+    limit_test: int | None = opt(None, range=AT_LEAST_ONE)
+    image_size: int | None = opt(None, range=AT_LEAST_ONE)  # resize + centre-crop images of mixed sizes
+    on_corrupt: Literal["error", "skip"] = "error"
+    mean: list[float] | None = None  # override the normalisation statistics (3 values in [0, 1])
+    std: list[float] | None = None  # (3 values > 0)
+    num_workers: int = opt(4, range=NON_NEGATIVE, execution=True)  # dataloader workers / DALI, FFCV threads
+    eval_batch_size: int = opt(1024, range=AT_LEAST_ONE, execution=True)
 
 
 @dataclass
 class AugConfig:
-    pad: int = 4
+    pad: int = opt(4, range=NON_NEGATIVE)
     flip: bool = True
-    cutout_size: int = 16
-    cutout_holes: int = 1
+    cutout_size: int = opt(16, range=AT_LEAST_ONE)
+    cutout_holes: int = opt(1, range=AT_LEAST_ONE)
     cutout_after_normalize: bool = True
-    mixup_alpha: float = 1.0
-    cutmix_alpha: float = 1.0
-    cutmix_prob: float = 1.0
+    mixup_alpha: float = opt(1.0, range=POSITIVE)
+    cutmix_alpha: float = opt(1.0, range=POSITIVE)
+    cutmix_prob: float = opt(1.0, range=UNIT)
     per_sample: bool = False
-    label_smoothing: float = 0.0
+    label_smoothing: float = opt(0.0, range=UNIT_OPEN_TOP)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 250
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
+    epochs: int = opt(250, range=AT_LEAST_ONE)
+    batch_size: int = opt(128, range=AT_LEAST_ONE)  # per process
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = opt(0.1, range=NON_NEGATIVE)
+    momentum: float = opt(0.9, range=UNIT_OPEN_TOP)
     nesterov: bool = False
-    weight_decay: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
-    schedule: str = "step"  # step | cosine | linear | constant
-    milestones: list[int] = field(default_factory=lambda: [60, 80, 120])  # epochs, for step
-    lr_decay: float = 0.1  # step factor
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0  # cosine/linear floor as a fraction of lr
-    precision: str = "no"  # no | bf16 | fp16
-    grad_accum: int = 1
+    weight_decay: float = opt(1e-4, range=NON_NEGATIVE)
+    betas: list[float] = opt(None, range=UNIT_OPEN_TOP, factory=lambda: [0.9, 0.999])  # adamw
+    schedule: Literal["step", "cosine", "linear", "constant"] = "step"
+    milestones: list[int] = opt(None, range=AT_LEAST_ONE, factory=lambda: [60, 80, 120])  # epochs, for step
+    lr_decay: float = opt(0.1, range=Range(0, 1, lo_open=True))  # step factor
+    warmup_epochs: float = opt(0.0, range=NON_NEGATIVE)
+    min_lr_ratio: float = opt(0.0, range=UNIT)  # cosine/linear floor as a fraction of lr
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    grad_accum: int = opt(1, range=AT_LEAST_ONE)
     channels_last: bool = True
-    compile: bool = False
+    compile: bool = opt(False, execution=True)
     drop_last: bool = True
-    max_steps_per_epoch: int | None = None  # cap for smoke tests and benchmarks
-    eval_every: int = 1  # epochs between evaluations (validation split, else test)
-    select: str = "last"  # last | val_acc | val_loss | test_loss (the paper's, leaks test data)
+    max_steps_per_epoch: int | None = opt(None, range=AT_LEAST_ONE)  # cap for smoke tests and benchmarks
+    eval_every: int = opt(1, range=AT_LEAST_ONE)  # epochs between evaluations (validation split, else test)
+    select: Literal["last", "val_acc", "val_loss", "test_loss"] = "last"  # test_loss: the paper's, leaks test data
     sync_bn: bool = False
-    save_train_outputs: bool = False  # also save logits/features of the (unaugmented) training set
-    grad_clip: float | None = None
+    save_train_outputs: bool = opt(False, execution=True)  # also save outputs of the (unaugmented) training set
+    grad_clip: float | None = opt(None, range=POSITIVE)  # max gradient norm
 
 
 @dataclass
 class DistillConfig:
-    teacher: str | None = None  # a run directory written by `fastkd train`
-    temperature: float = 20.0
-    gamma: float = 0.5  # weight of the KD term; 0 trains the student from scratch
-    reduction: str = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / num_classes)
+    teacher: str | None = opt(None, execution=True)  # a run directory written by `fastkd train` (its identity counts, not its path)
+    temperature: float = opt(20.0, range=POSITIVE)
+    gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
+    reduction: Literal["batchmean", "mean"] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
 
 
 @dataclass
 class TrackConfig:
-    trackers: list[str] = field(default_factory=list)  # e.g. [tensorboard] or [wandb]; off by default
-    project: str = "fastkd"
+    trackers: list[str] = opt(None, execution=True, factory=list)  # e.g. [tensorboard] or [wandb]; off by default
+    project: str = opt("fastkd", execution=True)  # a plain name: logs go to RUN/tracking/<project>
 
 
 @dataclass
 class Config:
     model: str = "resnet18"
     augment: str = "crop_flip"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    seed: int = opt(0, range=NON_NEGATIVE)
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", execution=True)
     data: DataConfig = field(default_factory=DataConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -115,38 +163,69 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity_fields(self) -> dict:
+        """The config without its execution-only fields: what changes the run's results."""
+        return _without_execution(self)
+
     def digest(self) -> str:
-        """Short hash of the resolved config: equal configs, equal runs."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Short hash of the identity fields: equal digests, equal computations (given the same
+        data and teacher; the run's full identity adds those, see fastkd.identity)."""
+        return hashlib.sha256(json.dumps(self.identity_fields(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "data.name": ("sample", "cifar10", "cifar100", "imagefolder"),
-    "data.backend": ("tensor", "dataloader", "dali", "ffcv"),
-    "data.ffcv_order": ("fastkd", "random", "quasi_random"),
-    "data.dali_decode": ("auto", "cpu", "mixed"),
-    "data.on_corrupt": ("error", "skip"),
-    "train.optimizer": ("sgd", "adamw"),
-    "train.schedule": ("step", "cosine", "linear", "constant"),
-    "train.precision": ("no", "bf16", "fp16"),
-    "train.select": ("last", "val_acc", "val_loss", "test_loss"),
-    "distill.reduction": ("batchmean", "mean"),
-}
-POSITIVE = ("train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every", "data.eval_batch_size",
-            "distill.temperature")
-NON_NEGATIVE = ("train.lr", "train.weight_decay", "train.momentum", "train.warmup_epochs", "data.val_split",
-                "data.num_workers")
+def _without_execution(obj) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("execution"):
+            continue
+        v = getattr(obj, f.name)
+        out[f.name] = _without_execution(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
+    return out
+
+
+def execution_keys(obj=None, prefix: str = "") -> list[str]:
+    """Dotted names of the execution-only fields."""
+    obj = obj if obj is not None else Config()
+    out = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            out += execution_keys(v, f"{prefix}{f.name}.")
+        elif f.metadata.get("execution"):
+            out.append(prefix + f.name)
+    return out
+
+
+def _parse_number(key: str, value: str, tp):
+    """A number written as text (``1e-3``, ``5E-4``, ``.5``, ``1_000``), read as Python reads it."""
+    text = value.strip()
+    try:
+        if tp is int:
+            try:
+                return int(text)
+            except ValueError:
+                f = float(text)
+                if f.is_integer():
+                    return int(f)
+                raise
+        return float(text)
+    except ValueError:
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}") from None
 
 
 def _coerce(key: str, value: Any, tp) -> Any:
-    """Check ``value`` against the field type ``tp`` (Optional, list, int, float, bool, str)."""
+    """Check ``value`` against the field type ``tp`` (Optional, Literal, list, int, float, bool, str)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, args))}")
+        return value
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -159,6 +238,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float) and isinstance(value, str):
+        value = _parse_number(key, value, tp)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -167,6 +248,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
@@ -176,10 +259,12 @@ def _coerce(key: str, value: Any, tp) -> Any:
     raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
 
 
-def _merge(obj, updates: dict, prefix: str = "") -> None:
-    """Apply a nested dict onto dataclass ``obj`` in place, checking every key and type."""
+def merge_into(obj, updates: dict, prefix: str = "") -> None:
+    """Apply a (nested or dotted) override mapping onto dataclass ``obj`` in place, checking
+    every key and type. The one layering rule of run configs and study specs alike."""
     if not isinstance(updates, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {updates!r}")
+    updates = expand_dotted(updates)
     hints = typing.get_type_hints(type(obj))
     names = [f.name for f in dataclasses.fields(obj)]
     for key, value in updates.items():
@@ -189,7 +274,7 @@ def _merge(obj, updates: dict, prefix: str = "") -> None:
                               f"{', '.join(names)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            _merge(current, value, full + ".")
+            merge_into(current, value, full + ".")
         elif isinstance(current, dict) and isinstance(value, dict):  # free-form mappings merge deeply
             setattr(obj, key, merge_layers(current, value))
         else:
@@ -203,9 +288,15 @@ def expand_dotted(d: dict) -> dict:
         node = out
         parts = str(key).split(".")
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):  # "data: x" then "data.name: y"
+                nxt = node[p] = {}
+            node = nxt
         if isinstance(value, dict):
-            deep_update(node.setdefault(parts[-1], {}), expand_dotted(value))
+            target = node.setdefault(parts[-1], {})
+            if not isinstance(target, dict):
+                target = node[parts[-1]] = {}
+            deep_update(target, expand_dotted(value))
         else:
             node[parts[-1]] = value
     return out
@@ -228,29 +319,51 @@ def merge_layers(*layers: dict) -> dict:
     return out
 
 
-def get_key(cfg: Config, dotted: str):
+def get_key(cfg, dotted: str):
     obj = cfg
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
 
 
+def _check_ranges(obj, prefix: str = "") -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, key + ".")
+            continue
+        rng: Range | None = f.metadata.get("range")
+        if rng is None or value is None:
+            continue
+        for i, v in enumerate(value if isinstance(value, list) else [value]):
+            if not rng.contains(v):
+                where = f"{key}[{i}]" if isinstance(value, list) else key
+                raise ConfigError(f"{where}: {v!r} is out of range; allowed: {rng}")
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
 def validate(cfg: Config) -> Config:
-    """Check values (choices, ranges, model and augmentation names) before any work starts."""
-    for key, allowed in CHOICES.items():
-        value = get_key(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(allowed)}")
-    for key in POSITIVE:
-        if not get_key(cfg, key) > 0:
-            raise ConfigError(f"{key}: must be > 0, got {get_key(cfg, key)!r}")
-    for key in NON_NEGATIVE:
-        if get_key(cfg, key) < 0:
-            raise ConfigError(f"{key}: must be >= 0, got {get_key(cfg, key)!r}")
-    if not 0.0 <= cfg.distill.gamma <= 1.0:
-        raise ConfigError(f"distill.gamma: must be in [0, 1], got {cfg.distill.gamma}")
-    if cfg.train.milestones != sorted(cfg.train.milestones):
-        raise ConfigError(f"train.milestones: must be increasing, got {cfg.train.milestones}")
+    """Check values (ranges, model and augmentation names, consistency) before any work starts."""
+    _check_ranges(cfg)
+    d, t = cfg.data, cfg.train
+    if d.val_split >= 1 and not float(d.val_split).is_integer():
+        raise ConfigError(f"data.val_split: {d.val_split} is neither a fraction (< 1) nor a whole count of images")
+    for key, stats, rng in (("data.mean", d.mean, UNIT), ("data.std", d.std, POSITIVE)):
+        if stats is not None and (len(stats) != 3 or not all(rng.contains(v) for v in stats)):
+            raise ConfigError(f"{key}: expected 3 per-channel values in {rng} (units of [0, 1] pixels), got {stats}")
+    if d.name == "sample" and d.path is not None:
+        raise ConfigError(f"data.path={d.path!r} is given but data.name is 'sample' (the bundled 5k-image subset, "
+                          "which reads no path); set data.name to cifar10, cifar100 or imagefolder for that data")
+    if t.milestones != sorted(set(t.milestones)):
+        raise ConfigError(f"train.milestones: must be strictly increasing epochs, got {t.milestones}")
+    if len(t.betas) != 2:
+        raise ConfigError(f"train.betas: expected two values (beta1, beta2), got {t.betas}")
+    if not _PLAIN_NAME.match(cfg.track.project) or cfg.track.project in (".", ".."):
+        raise ConfigError(f"track.project: {cfg.track.project!r} must be a plain name (letters, digits, _ . -): tracker "
+                          "logs stay inside the run folder, under tracking/<project>")
     from fastkd import models
     from fastkd.pipelines.spec import make_spec
     if cfg.model not in models.available():
@@ -262,15 +375,51 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (the later would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise ConfigError(f"{node.start_mark.name or 'YAML'}: key {key!r} appears twice (lines "
+                                      f"{seen[key] + 1} and {key_node.start_mark.line + 1}); keep one")
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # an unhashable key: let PyYAML report it
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str | bytes, where: str = "YAML") -> Any:
+    """Parse YAML safely and strictly; every problem is a ConfigError naming ``where``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: not a text (UTF-8 YAML) file") from None
+    if "\x00" in text:
+        raise ConfigError(f"{where}: not a text (YAML) file (it contains NUL bytes)")
+    try:
+        loader = _StrictLoader(text)
+        loader.name = where
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+
+
 def parse_override(text: str) -> dict:
     """``"train.lr=0.1"`` -> ``{"train": {"lr": 0.1}}``; values are parsed as YAML scalars/lists."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=0.05")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc})") from exc
+    if not key.strip():
+        raise ConfigError(f"--set {text!r}: the key is empty; expected KEY=VALUE")
+    value = load_yaml(raw, f"--set {key}") if raw.strip() else None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not _looks_numeric(raw):
         value = raw  # e.g. a run name like 1e3abc stays a string
     out: dict = {}
@@ -298,17 +447,20 @@ def load_preset(name: str) -> dict:
     path = resources.files("fastkd.presets") / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"--preset: unknown preset {name!r}; available: {', '.join(preset_names())}")
-    return yaml.safe_load(path.read_text()) or {}
+    return load_yaml(path.read_text(), f"preset {name}") or {}
 
 
 def read_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--config: {p} does not exist")
+        raise ConfigError(f"--config: {p} does not exist" if not p.exists() else f"--config: {p} is not a file")
     try:
-        return yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        data = load_yaml(p.read_bytes(), str(p))
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {p} ({exc.strerror or exc})") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+    return data or {}
 
 
 def build(*, preset: str | None = None, files=(), overrides=(), extra: dict | None = None) -> Config:
@@ -317,13 +469,13 @@ def build(*, preset: str | None = None, files=(), overrides=(), extra: dict | No
     layers = ([load_preset(preset)] if preset else []) + [read_yaml(f) for f in files]
     layers += ([extra] if extra else []) + [parse_override(o) for o in overrides]
     for layer in layers:
-        _merge(cfg, layer)
+        merge_into(cfg, layer)
     return validate(cfg)
 
 
 def from_dict(d: dict) -> Config:
     cfg = Config()
-    _merge(cfg, d)
+    merge_into(cfg, d)
     return validate(cfg)
 
 
@@ -337,3 +489,24 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
     return out
+
+
+def config_reference() -> str:
+    """The Markdown table of every config key: type, default, valid values, execution-only."""
+    rows = ["| key | type | default | valid values | |", "|---|---|---|---|---|"]
+
+    def walk(obj, prefix):
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                walk(v, f"{prefix}{f.name}.")
+                continue
+            tp = hints[f.name]
+            lit = [a for a in (typing.get_args(tp) if typing.get_origin(tp) is Literal else ())]
+            valid = ", ".join(map(str, lit)) if lit else (str(f.metadata.get("range")) if f.metadata.get("range") else "")
+            tname = re.sub(r"typing\.|Literal\[.*\]", "", str(tp)).replace("<class '", "").replace("'>", "").replace(" | ", " or ") or "choice"
+            rows.append(f"| `{prefix}{f.name}` | {tname} | `{v!r}` | {valid} | "
+                        f"{'execution-only' if f.metadata.get('execution') else ''} |")
+    walk(Config(), "")
+    return "\n".join(rows) + "\n"

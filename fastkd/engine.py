@@ -8,6 +8,7 @@ in DDP. Every epoch ends with a checkpoint; rerunning the same command resumes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from pathlib import Path
@@ -16,18 +17,20 @@ import torch
 
 from . import checkpoint as ckpt
 from . import models, runinfo, seeding
-from .config import Config, from_dict
+from .config import Config, ConfigError, from_dict
 from .data import load_splits
+from .data.fingerprint import data_fingerprint
+from .errors import TrainingError
 from .evaluate import evaluate, save_outputs
+from .identity import digest, run_identity, teacher_identity
 from .losses import kd_loss, soft_cross_entropy
 from .optim import build_optimizer, build_scheduler
 from .pipelines import build_pipeline
+from .pipelines import require as require_backend
 from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became NaN); the message says where."""
+__all__ = ["Trainer", "TrainingError", "train", "load_teacher", "make_accelerator", "run_identity_of"]
 
 
 def make_accelerator(cfg: Config, out_dir: Path | None = None):
@@ -63,20 +66,37 @@ def pipeline_options(cfg: Config, acc) -> dict:
     return opts
 
 
-def load_teacher(run_path: str, num_classes: int, device) -> tuple[torch.nn.Module, Config]:
-    """The frozen teacher of a finished ``fastkd train`` run directory."""
+def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None
+                 ) -> tuple[torch.nn.Module, Config]:
+    """The frozen teacher of a finished ``fastkd train`` run directory, checked to be trained on
+    the same classes (names and order) as the student's data."""
     rd = RunDir(run_path)
-    if not rd.config.is_file():
-        raise ckpt.CheckpointError(f"distill.teacher: {run_path} is not a fastkd run directory (no config.yaml)")
-    if not rd.model.is_file():
-        raise ckpt.CheckpointError(f"distill.teacher: {rd.model} not found; has the teacher run finished? "
-                                   f"(rerun `fastkd train ... --out {run_path}` to complete it)")
-    import yaml
-    tcfg = from_dict(yaml.safe_load(rd.config.read_text()))
+    teacher_identity(run_path)  # a finished fastkd run, or a message saying what it is not
+    from .config import load_yaml
+    tcfg = from_dict(load_yaml(rd.config.read_text(), str(rd.config)) or {})
     teacher = models.create(tcfg.model, num_classes)
-    ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes)
+    ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes, classes=classes)
     teacher.eval().requires_grad_(False)
     return teacher.to(device), tcfg
+
+
+def run_identity_of(cfg: Config, kind: str) -> dict:
+    """The identity of the run ``cfg`` describes (reads the data's fingerprint and the
+    teacher's run.json; decodes nothing)."""
+    teacher = teacher_identity(cfg.distill.teacher) if kind == "student" and cfg.distill.teacher else None
+    return run_identity(cfg, kind, data=data_fingerprint(cfg.data), teacher=teacher)
+
+
+def check_input_size(model_name: str, model, data) -> None:
+    """Networks with a fixed-size flatten (LeNet, AlexNet) take only the size they were built for."""
+    need = getattr(model, "input_size", None)
+    if need is None or not data.decoded:
+        return
+    h, w = data.images.shape[1:3]
+    if (h, w) != (need, need):
+        raise ConfigError(f"model: {model_name} takes {need}x{need} images (its classifier has a fixed input size), "
+                          f"the data's are {w}x{h}; set data.image_size={need} or choose a model with global "
+                          "pooling (e.g. resnet18)")
 
 
 class Trainer:
@@ -90,12 +110,20 @@ class Trainer:
             raise TrainingError(f"train.select={cfg.train.select} needs a validation split: set data.val_split "
                                 "(e.g. 5000), or train.select=last")
         self.cfg, self.kind, self.progress = cfg, kind, progress
+        require_backend(cfg.data.backend)  # the install hint now, not after loading the data
         self.rd = RunDir(out_dir)
+        self.identity = run_identity_of(cfg, kind)  # read-only: nothing is written if the data is missing
         self.acc = make_accelerator(cfg, self.rd.path)
         self.main = self.acc.is_main_process
         self.status = "new"
         if self.main:
-            self.status = self.rd.check_or_start(cfg.to_dict(), kind, overwrite=overwrite)
+            self.rd.lock.acquire()  # held until run() ends: a second process on this folder is refused
+            try:
+                self.status = self.rd.open(self.identity, cfg.to_dict(), overwrite=overwrite,
+                                           info={"seed": cfg.seed, **runinfo.environment(self.acc.num_processes)})
+            except BaseException:
+                self.rd.lock.release(remove=self.rd.lock.created and self.rd._is_empty())
+                raise
         self.acc.wait_for_everyone()
         if not self.main:
             self.status = "done" if self.rd.is_finished() else ("resume" if self.rd.has_checkpoint() else "new")
@@ -120,14 +148,17 @@ class Trainer:
         self.data_sizes = {k: len(v) for k, v in data.items()}
         self.skipped = {k: v.skipped for k, v in data.items() if v.skipped}
 
+        self.classes = list(data["train"].classes)
         model = models.create(cfg.model, self.num_classes)
+        check_input_size(cfg.model, model, data["train"])
         if cfg.train.sync_bn and acc.num_processes > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.teacher, self.teacher_cfg = None, None
         if self.kind == "student" and cfg.distill.teacher:
-            self.teacher, self.teacher_cfg = load_teacher(cfg.distill.teacher, self.num_classes, acc.device)
+            self.teacher, self.teacher_cfg = load_teacher(cfg.distill.teacher, self.num_classes, acc.device,
+                                                          classes=self.classes)
             if cfg.train.channels_last:
                 self.teacher = self.teacher.to(memory_format=torch.channels_last)
         steps = len(self.train_pipe)
@@ -149,23 +180,31 @@ class Trainer:
         return self.acc.unwrap_model(self.model)
 
     # ---- checkpoints -------------------------------------------------------------------------
+    def _weights_meta(self) -> dict:
+        return dict(model_name=self.cfg.model, num_classes=self.num_classes, classes=self.classes)
+
     def _save_checkpoint(self, epoch: int, history: list, best: dict) -> None:
         if not self.main:
             return
-        tmp = self.rd.checkpoints / ".last.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        ckpt.save_weights(self.bare_model, tmp / "model.safetensors", model_name=self.cfg.model, num_classes=self.num_classes)
         state = {"epoch": epoch, "history": history, "best": best, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": seeding.rng_state(), "config_hash": self.cfg.digest()}
+                 "scheduler": self.scheduler.state_dict(), "rng": seeding.rng_state(),
+                 "identity": digest(self.identity)}
         if self.acc.scaler is not None:
             state["scaler"] = self.acc.scaler.state_dict()
-        ckpt.save_state(state, tmp / "state.pt")
-        ckpt.replace_dir(tmp, self.rd.last)
+
+        def write(folder):
+            ckpt.save_weights(self.bare_model, folder / "model.safetensors", **self._weights_meta())
+            ckpt.save_state(state, folder)
+        ckpt.save_checkpoint(self.rd.checkpoints, epoch, write)
 
     def _resume(self) -> tuple[int, list, dict]:
-        state = ckpt.load_state(self.rd.last / "state.pt")
-        ckpt.load_weights(self.bare_model, self.rd.last / "model.safetensors", model_name=self.cfg.model,
-                          num_classes=self.num_classes)
+        last = self.rd.last
+        state = ckpt.load_state(last)
+        if state.get("identity") not in (None, digest(self.identity)):
+            raise ckpt.CheckpointError(f"{last}: the checkpoint belongs to another run (identity {state.get('identity')}, "
+                                       f"this run is {digest(self.identity)}); pass --overwrite to restart")
+        ckpt.load_weights(self.bare_model, last / "model.safetensors", model_name=self.cfg.model,
+                          num_classes=self.num_classes, classes=self.classes)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state and self.acc.scaler is not None:
@@ -188,12 +227,11 @@ class Trainer:
         self.model.train()
         self.train_pipe.set_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
-        seen = 0
+        seen = steps = 0
         _sync(acc)
         start = time.perf_counter()
-        for step, batch in enumerate(self.train_pipe):
-            if step >= self.steps_per_epoch:
-                break
+        # islice: a capped epoch draws exactly steps_per_epoch batches (none extra)
+        for step, batch in enumerate(itertools.islice(self.train_pipe, self.steps_per_epoch)):
             with acc.accumulate(self.model):
                 loss = self._loss(batch)
                 acc.backward(loss)
@@ -205,6 +243,7 @@ class Trainer:
                     self.scheduler.step()
             loss_sum += loss.detach().double()
             seen += len(batch)
+            steps += 1
             if bar is not None:
                 bar.update(1)
                 if step % 20 == 0:  # a host sync, so not every step
@@ -215,7 +254,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{value:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
         _sync(acc)
         elapsed = time.perf_counter() - start
-        total = acc.reduce(torch.tensor([loss_sum.item(), step + 1], dtype=torch.float64, device=acc.device), "sum")
+        total = acc.reduce(torch.tensor([loss_sum.item(), steps], dtype=torch.float64, device=acc.device), "sum")
         mean_loss = total[0].item() / max(total[1].item(), 1)
         if not math.isfinite(mean_loss):
             raise TrainingError(f"loss became {mean_loss} during epoch {epoch + 1}; lower train.lr or use train.grad_clip")
@@ -224,17 +263,24 @@ class Trainer:
 
     # ---- the run -----------------------------------------------------------------------------
     def run(self) -> dict:
-        if self.status == "done":
-            import json
-            return json.loads(self.rd.metrics.read_text())
+        try:
+            if self.status == "done":
+                import json
+                return json.loads(self.rd.metrics.read_text())
+            return self._run()
+        except torch.OutOfMemoryError as exc:
+            raise TrainingError(f"out of memory on {self.acc.device} ({str(exc).splitlines()[0][:200]}); lower "
+                                "train.batch_size or data.eval_batch_size, or use train.precision=bf16") from exc
+        finally:
+            self.rd.lock.release()
+
+    def _run(self) -> dict:
         acc, cfg = self.acc, self.cfg
         self._setup()
         start_epoch, history, best = 0, [], {"epoch": None, "value": None}
         if self.status == "resume":
             start_epoch, history, best = self._resume()
         if self.main:
-            write_json(self.rd.run_json, {"kind": self.kind, "config_hash": cfg.digest(), "seed": cfg.seed,
-                                          **runinfo.environment(acc.num_processes)})
             self.rd.log(f"{'resume at epoch ' + str(start_epoch + 1) if start_epoch else 'start'}: {self.kind} "
                         f"{cfg.model} augment={cfg.augment} on {acc.device} x{acc.num_processes}")
         if cfg.track.trackers:
@@ -279,14 +325,14 @@ class Trainer:
         if better:
             best = {"epoch": record["epoch"], "value": value}
             if self.main:
-                ckpt.save_weights(self.bare_model, self.rd.best, model_name=self.cfg.model, num_classes=self.num_classes)
+                ckpt.save_weights(self.bare_model, self.rd.best, **self._weights_meta())
         return best
 
     def _finish(self, history: list, best: dict) -> dict:
         acc, cfg = self.acc, self.cfg
         acc.wait_for_everyone()
         if cfg.train.select != "last" and best["epoch"] is not None:
-            ckpt.load_weights(self.bare_model, self.rd.best, model_name=cfg.model, num_classes=self.num_classes)
+            ckpt.load_weights(self.bare_model, self.rd.best, **self._weights_meta())
         test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher)
         val = evaluate(self.bare_model, self.eval_pipes["val"], acc) if "val" in self.eval_pipes else None
         train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True) if cfg.train.save_train_outputs else None
@@ -299,7 +345,7 @@ class Trainer:
             # the first epoch carries warm-up and compilation; report the rest when there is a rest
             "images_per_second": float(sorted(speeds[1:] or speeds)[len(speeds[1:] or speeds) // 2]),
             "train_seconds": sum(h["train_seconds"] for h in history), "num_processes": acc.num_processes,
-            "data_sizes": self.data_sizes, "config_hash": cfg.digest(), "history": history,
+            "data_sizes": self.data_sizes, "identity": digest(self.identity), "history": history,
         }
         if val is not None:
             metrics |= {"val_accuracy": val.accuracy, "val_loss": val.loss}
@@ -311,8 +357,8 @@ class Trainer:
             metrics["teacher_test_accuracy"] = float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
             metrics["agreement"] = float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
         if self.main:
-            ckpt.save_weights(self.bare_model, self.rd.model, model_name=cfg.model, num_classes=self.num_classes,
-                              extra={"config_hash": cfg.digest()})
+            ckpt.save_weights(self.bare_model, self.rd.model, **self._weights_meta(),
+                              extra={"identity": digest(self.identity)})
             save_outputs(self.rd.outputs, test.outputs)
             if train_out is not None:
                 save_outputs(self.rd.train_outputs, train_out.outputs)

@@ -77,7 +77,6 @@ def evaluate(model, pipeline, accelerator, *, collect: bool = False, teacher=Non
 
 
 def save_outputs(path, outputs: dict) -> None:
-    import os
-    tmp = str(path) + f".{os.getpid()}.tmp.npz"
-    np.savez_compressed(tmp, **outputs)
-    os.replace(tmp, path)
+    """Per-image outputs as a compressed .npz (no pickled objects), written atomically."""
+    from .atomic import write_atomic
+    write_atomic(path, lambda f: np.savez_compressed(f, **outputs), what="per-image outputs")

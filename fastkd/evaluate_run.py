@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import torch
-import yaml
 
 from . import checkpoint as ckpt
 from . import models
-from .config import from_dict, parse_override, _merge
+from .config import from_dict, load_yaml, merge_layers, parse_override
 from .data import load_splits
 from .engine import make_accelerator, pipeline_options
 from .evaluate import evaluate
 from .pipelines import build_pipeline
+from .pipelines import require as require_backend
 from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
 
@@ -21,15 +21,16 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
         raise ckpt.CheckpointError(f"{run_path}: not a fastkd run directory (no config.yaml)")
     if not rd.model.is_file():
         raise ckpt.CheckpointError(f"{rd.model} not found: the run has not finished; rerun its command to complete it")
-    cfg = from_dict(yaml.safe_load(rd.config.read_text()))
-    for o in overrides:
-        _merge(cfg, parse_override(o))
+    saved = load_yaml(rd.config.read_text(), str(rd.config)) or {}
+    cfg = from_dict(merge_layers(saved, *[parse_override(o) for o in overrides]))  # overrides validated like train's
+    require_backend(cfg.data.backend)
     acc = make_accelerator(cfg)
     data = load_splits(cfg.data, decode=cfg.data.backend != "dali")
     if split not in data:
         raise ckpt.CheckpointError(f"--split {split}: this run has no {split} split (splits: {', '.join(data)})")
     model = models.create(cfg.model, data["train"].num_classes)
-    ckpt.load_weights(model, rd.model, model_name=cfg.model, num_classes=data["train"].num_classes)
+    ckpt.load_weights(model, rd.model, model_name=cfg.model, num_classes=data["train"].num_classes,
+                      classes=data["train"].classes)
     model = model.to(acc.device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,44 +1,39 @@
-"""A run directory: resolved config, environment, log, checkpoints, metrics and outputs.
+"""A run directory: resolved config, identity and environment, log, checkpoints, metrics, outputs.
 
+    run.json           fastkd's marker: format, kind, the run's identity (digest and fields),
+                       seed, versions, hardware, command line
     config.yaml        the resolved config (what `--config` would need to rerun it)
-    run.json           kind (teacher/student), config hash, seed, versions, hardware, command line
     train.log          one line per epoch
-    checkpoints/last/  weights + optimiser/scheduler/RNG state after the last finished epoch
+    checkpoints/       epoch-NNNN/ (weights + optimiser/scheduler/RNG state) and last.json naming
+                       the latest complete one
     best.safetensors   the weights picked by train.select (when it is not "last")
     model.safetensors  the final weights (what `fastkd distill --teacher` and `fastkd eval` read)
     metrics.json       written last, atomically: its presence means the run is finished
     test_outputs.npz   per test image: label, logits, penultimate features (+ teacher's, for students)
     train_outputs.npz  the same for the unaugmented training set (train.save_train_outputs)
+    .fastkd.lock       held (flock) by the process running it
+
+Safety rules: a folder is touched only while its lock is held; a non-empty folder without
+fastkd's marker is never modified; a different run in a fastkd folder is replaced only with
+``--overwrite`` or when it never finished an epoch.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import yaml
 
-from .config import diff
+from .atomic import sweep_temporaries, write_atomic, write_json
+from .checkpoint import has_state, latest_checkpoint
+from .errors import RunDirError
+from .identity import digest, explain_difference
+from .lock import LOCK_NAME, FolderLock
 
-
-class RunDirError(ValueError):
-    """The output directory holds something that conflicts with this run."""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunDirError(f"{path}: could not write ({exc})") from exc
-
-
-def write_json(path: Path, obj) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+MARKER_FORMAT = 1
+__all__ = ["RunDir", "RunDirError", "write_atomic", "write_json"]
 
 
 class RunDir:
@@ -48,47 +43,102 @@ class RunDir:
         self.run_json = self.path / "run.json"
         self.log_file = self.path / "train.log"
         self.checkpoints = self.path / "checkpoints"
-        self.last = self.checkpoints / "last"
         self.best = self.path / "best.safetensors"
         self.model = self.path / "model.safetensors"
         self.metrics = self.path / "metrics.json"
         self.outputs = self.path / "test_outputs.npz"
         self.train_outputs = self.path / "train_outputs.npz"
+        self.lock = FolderLock(self.path)
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def last(self) -> Path | None:
+        """The latest complete checkpoint folder, if any."""
+        return latest_checkpoint(self.checkpoints)
 
     def is_finished(self) -> bool:
         return self.metrics.is_file()
 
     def has_checkpoint(self) -> bool:
-        return (self.last / "state.pt").is_file() and (self.last / "model.safetensors").is_file()
+        last = self.last
+        return last is not None and has_state(last) and (last / "model.safetensors").is_file()
 
-    def check_or_start(self, cfg_dict: dict, kind: str, *, overwrite: bool) -> str:
-        """'new', 'resume' or 'done'. A directory holding a different run is refused, naming the
-        first differing keys, unless ``overwrite`` (which clears it) or unless that run never
-        finished an epoch (it stopped while starting, e.g. on a config error: nothing to lose)."""
-        if self.config.is_file() and overwrite:
+    def read_marker(self) -> dict | None:
+        """run.json if fastkd wrote it (a mapping with fastkd's format key), else None."""
+        try:
+            marker = json.loads(self.run_json.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(marker, dict) and isinstance(marker.get("fastkd_run"), int) and "identity" in marker:
+            return marker
+        return None
+
+    def _is_empty(self) -> bool:
+        return not self.path.exists() or all(p.name == LOCK_NAME for p in self.path.iterdir())
+
+    def _legacy(self) -> bool:
+        """A folder written by fastkd before run.json carried a format marker."""
+        try:
+            old = json.loads(self.run_json.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(old, dict) and "config_hash" in old and "kind" in old and self.config.is_file()
+
+    # ---- opening a run (the caller holds the lock) ---------------------------------------------
+    def open(self, identity: dict, cfg_dict: dict, *, overwrite: bool, info: dict | None = None) -> str:
+        """'new', 'resume' or 'done' for the run ``identity``, after checking the folder's owner."""
+        if not self.lock.held:
+            raise RunDirError(f"{self.path}: opened without holding its lock (a bug)")
+        key = digest(identity)
+        if self._is_empty():
+            return self._start(identity, cfg_dict, info)
+        marker = self.read_marker()
+        if marker is None and not self._legacy():
+            raise RunDirError(f"{self.path} exists, is not empty and is not a fastkd run folder (no run.json written by "
+                              "fastkd); nothing in it was changed. Choose another --out, or empty it yourself")
+        sweep_temporaries(self.path)
+        sweep_temporaries(self.checkpoints)
+        if marker is not None and marker["identity"] == key:
+            if self.is_finished():
+                return "done"
+            status = "resume" if self.has_checkpoint() else "new"
+            self._refresh(marker, cfg_dict, info)
+            return status
+        progress = self.is_finished() or self.has_checkpoint() or (marker is None and self.checkpoints.exists())
+        if overwrite or not progress:
             self.clear()
-        if self.config.is_file():
-            saved = yaml.safe_load(self.config.read_text()) or {}
-            saved_kind = json.loads(self.run_json.read_text()).get("kind") if self.run_json.is_file() else kind
-            changes = diff(saved, cfg_dict)
-            if not changes and saved_kind == kind:
-                if self.is_finished():
-                    return "done"
-                return "resume" if self.has_checkpoint() else "new"
-            if self.is_finished() or self.has_checkpoint():
-                what = "; ".join(changes[:5]) if changes else f"kind {saved_kind} -> {kind}"
-                raise RunDirError(f"{self.path} already holds a different run ({what}); "
-                                  "pass --overwrite to replace it, or choose another --out")
-            self.clear()  # the other run never finished an epoch: nothing to lose
-        if self.path.exists() and any(self.path.iterdir()):
-            raise RunDirError(f"{self.path} exists and is not a fastkd run directory; choose another --out")
+            return self._start(identity, cfg_dict, info)
+        what = explain_difference(marker.get("identity_fields", {}), identity) if marker else \
+            "it was written by an older fastkd version"
+        raise RunDirError(f"{self.path} already holds a different run ({what}); pass --overwrite to replace it, "
+                          "or choose another --out")
+
+    def _start(self, identity: dict, cfg_dict: dict, info: dict | None) -> str:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config, yaml.safe_dump(cfg_dict, sort_keys=False))
+        marker = {"fastkd_run": MARKER_FORMAT, "kind": identity["kind"], "identity": digest(identity),
+                  "identity_fields": identity} | (info or {})
+        write_json(self.run_json, marker)  # first: from here on the folder is provably fastkd's
+        write_atomic(self.config, yaml.safe_dump(cfg_dict, sort_keys=False), what="config")
         return "new"
 
+    def _refresh(self, marker: dict, cfg_dict: dict, info: dict | None) -> None:
+        """Same run, maybe other execution settings (paths, workers, device): record them."""
+        from .config import diff
+        try:
+            old = yaml.safe_load(self.config.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            old = {}
+        changes = diff(old, cfg_dict)
+        if changes:
+            write_atomic(self.config, yaml.safe_dump(cfg_dict, sort_keys=False), what="config")
+            self.log("execution settings changed on resume: " + "; ".join(changes))
+        if info:
+            write_json(self.run_json, marker | info)
+
     def clear(self) -> None:
+        """Remove fastkd's own files of a previous run (and nothing else)."""
         for p in (self.config, self.run_json, self.log_file, self.best, self.model, self.metrics, self.outputs,
-                  self.train_outputs):
+                  self.train_outputs, *self.path.glob("eval_*.json")):
             p.unlink(missing_ok=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
 

@@ -5,6 +5,6 @@ images and soft targets (N, K). Build one with :func:`build_pipeline`.
 """
 from .batch import Batch
 from .spec import AugmentSpec
-from .registry import BACKENDS, build_pipeline
+from .registry import BACKENDS, build_pipeline, require
 
-__all__ = ["Batch", "AugmentSpec", "BACKENDS", "build_pipeline"]
+__all__ = ["Batch", "AugmentSpec", "BACKENDS", "build_pipeline", "require"]

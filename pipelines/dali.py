@@ -18,6 +18,8 @@ built on a background thread, so an epoch starts without waiting for a build.
 """
 from __future__ import annotations
 
+from fastkd.errors import MissingDependency
+
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +41,7 @@ def _dali():
         import nvidia.dali  # noqa: F401
         return nvidia.dali
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingDependency(INSTALL_HINT) from None
 
 
 class DaliPipeline(ShardedPipeline):

@@ -39,9 +39,9 @@ class PerSampleDataset(Dataset):
 
     def _load(self, i: int) -> np.ndarray:
         if self.read_files:
-            from PIL import Image
-            with Image.open(self.files[i]) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            from fastkd.data.decode import decode_bytes
+            with open(self.files[i], "rb") as f:
+                return decode_bytes(f.read(), None)
         return self.images[i]
 
     def __getitem__(self, key):

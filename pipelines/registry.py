@@ -10,6 +10,15 @@ from importlib import import_module
 _CLASSES = {"tensor": (".tensor", "TensorPipeline"), "dataloader": (".dataloader", "DataLoaderPipeline"),
             "dali": (".dali", "DaliPipeline"), "ffcv": (".ffcv", "FfcvPipeline")}
 BACKENDS = tuple(_CLASSES)
+# the optional package each backend needs, checked before any data is read
+_REQUIRES = {"dali": ("fastkd.pipelines.dali", "_dali"), "ffcv": ("fastkd.data.beton", "ffcv_module")}
+
+
+def require(backend: str) -> None:
+    """Raise MissingDependency (with the install hint) if ``backend``'s package is absent."""
+    if backend in _REQUIRES:
+        module, fn = _REQUIRES[backend]
+        getattr(import_module(module), fn)()
 
 
 def build_pipeline(backend: str, data, spec, **kwargs):

@@ -22,7 +22,7 @@ def test_unknown_key_names_key_and_known_keys():
 @pytest.mark.parametrize("override,msg", [
     ("train.precision=fp8", "train.precision: invalid value 'fp8'; allowed: no, bf16, fp16"),
     ("train.epochs=ten", "train.epochs: expected an integer"),
-    ("train.epochs=0", "train.epochs: must be > 0"),
+    ("train.epochs=0", "train.epochs: 0 is out of range; allowed: >= 1"),
     ("model=resnet19", "known models"),
     ("augment=mixup+cutmix", "at most one mixing"),
     ("distill.gamma=2", "distill.gamma"),

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class DataError(ValueError):
-    """A data set could not be read; the message names the file or field at fault."""
+from ..errors import DataError  # noqa: F401  (re-exported)
 
 
 @dataclass

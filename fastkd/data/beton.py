@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingDependency
 from .arrays import DataError, ImageArrays
 
 META = "fastkd-beton.json"
@@ -25,7 +26,7 @@ def ffcv_module():
         import ffcv  # noqa: F401
         return ffcv
     except ImportError as exc:
-        raise ImportError(FFCV_HINT) from exc
+        raise MissingDependency(FFCV_HINT) from None
 
 
 class _Indexed:

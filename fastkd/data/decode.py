@@ -17,9 +17,26 @@ _CHUNK = 1024
 _PARALLEL_FROM = 4096  # below this, starting worker processes costs more than it saves
 
 
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale (PNG ``I;16``/``I``) is scaled to 8 bits (/257) instead of
+    being clipped to white as PIL's own conversion does; float images are refused."""
+    if im.mode in _WIDE_GREY:
+        a = np.asarray(im, dtype=np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"{im.mode} image with values outside 0..65535 (not a 16-bit image)")
+        grey = np.round(a / 257.0).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if im.mode == "F":
+        raise ValueError("floating-point image (mode F) has no defined 8-bit scale")
+    return im.convert("RGB")
+
+
 def decode_bytes(data: bytes, image_size: int | None) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
+        im = to_rgb(im)
         if image_size is not None and im.size != (image_size, image_size):
             im = resize_center_crop(im, image_size)
         return np.asarray(im, dtype=np.uint8)

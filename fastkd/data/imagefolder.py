@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,42 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _image_files(class_dir: Path) -> list[str]:
+    """Image files below ``class_dir``, following directory links once each (a link loop is cut).
+
+    Dangling links and file-link loops are listed too: they fail to decode and are then named,
+    or skipped and counted with data.on_corrupt=skip, like any unreadable file (git-annex and
+    DVC trees hold links to files not fetched yet).
+    """
+    out, seen = [], set()
+    for dirpath, dirnames, files in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        out += [os.path.join(dirpath, f) for f in files if _is_image(f)]
+    return sorted(out)
+
+
+def _check_class_link(d: Path, split_dir: Path) -> None:
+    """A class folder that links into its own split would add duplicates as an extra class."""
+    if not d.is_symlink():
+        return
+    target, split = d.resolve(), split_dir.resolve()
+    if target == split or split in target.parents or target in split.parents:
+        raise DataError(f"{d}: this class folder is a link to {target}, inside the same split (or above it); "
+                        "it would repeat those images as an extra class. Remove the link")
+
+
 def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
     """Files, labels and class names of one split directory, sorted for a stable order."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: not a directory; an ImageFolder tree needs {split_dir.parent}/<split>/<class>/<image>")
     found = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for name in found:
+        _check_class_link(split_dir / name, split_dir)
     if not found:
         raise DataError(f"{split_dir}: no class sub-directories; expected {split_dir}/<class>/<image files>")
     classes = classes or found
@@ -31,7 +63,7 @@ def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[s
         d = split_dir / name
         if not d.is_dir():
             continue  # a class may be absent from a small test split
-        images = sorted(str(p) for p in d.rglob("*") if p.is_file() and _is_image(p.name))
+        images = _image_files(d)
         if not images:
             raise DataError(f"{d}: class {name!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
         files += images
@@ -39,10 +71,26 @@ def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[s
     return files, labels, classes
 
 
+def open_tar(archive: Path) -> tarfile.TarFile:
+    """The archive opened, or a DataError saying it is not (or no longer) a tar archive."""
+    try:
+        return tarfile.open(archive)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{archive}: not a readable tar archive ({exc}); data.path must be an ImageFolder root "
+                        "or a .tar/.tar.gz of one") from exc
+
+
+def _tar_members(archive: Path) -> list[tarfile.TarInfo]:
+    try:
+        with open_tar(archive) as tar:
+            return tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{archive}: truncated or damaged archive ({exc}); download or copy it again") from exc
+
+
 def scan_tar(archive: Path, split: str, classes: list[str] | None = None):
     """Like :func:`scan_tree` for a tar archive holding ``<split>/<class>/<image>`` members."""
-    with tarfile.open(archive) as tar:
-        members = [m.name for m in tar.getmembers() if m.isfile() and _is_image(m.name)]
+    members = [m.name for m in _tar_members(archive) if m.isfile() and _is_image(m.name)]
     by_class: dict[str, list[str]] = {}
     for name in members:
         parts = Path(name).parts
@@ -63,8 +111,11 @@ def read_split(source: Path, split: str, *, classes=None, image_size=None, on_co
     """Decode one split of a tree or tar archive -> (images, labels, classes, files, skipped)."""
     if source.is_file() and tarfile.is_tarfile(source):
         files, labels, classes = scan_tar(source, split, classes)
-        with tarfile.open(source) as tar:
-            blobs = [tar.extractfile(n).read() for n in files]
+        try:
+            with open_tar(source) as tar:
+                blobs = [tar.extractfile(n).read() for n in files]
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{source}: truncated or damaged archive ({exc}); download or copy it again") from exc
         files = [f"{source}!{f}" for f in files]
         images, kept, skipped = decode_all(files, blobs, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
     else:
@@ -78,8 +129,7 @@ def read_split(source: Path, split: str, *, classes=None, image_size=None, on_co
 def find_split(root: Path, candidates: tuple[str, ...]) -> str | None:
     """The first of ``candidates`` present as a split directory (or archive folder) of ``root``."""
     if root.is_file():
-        with tarfile.open(root) as tar:
-            tops = {Path(m.name).parts[0] for m in tar.getmembers() if m.name}
+        tops = {Path(m.name).parts[0] for m in _tar_members(root) if m.name}
         return next((c for c in candidates if c in tops), None)
     return next((c for c in candidates if (root / c).is_dir()), None)
 

@@ -16,6 +16,14 @@ DATASETS = ("sample", "cifar10", "cifar100", "imagefolder")
 SAMPLE_ARCHIVE = "cifar10-sample.tar.gz"
 
 
+def _is_tar(path: Path) -> bool:
+    import tarfile
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
 def sample_path() -> Path:
     """The bundled CIFAR-10 sample (see fastkd/data/sample/README.md)."""
     return Path(str(resources.files("fastkd.data") / "sample" / SAMPLE_ARCHIVE))
@@ -110,15 +118,20 @@ def _list_folder(root: Path, cfg) -> dict:
 
 def file_channel_stats(files: list[str], limit: int = 2000, seed: int = 0):
     """Channel mean/std estimated from up to ``limit`` decoded files (any sizes)."""
-    from PIL import Image
+    from .decode import decode_bytes
     pick = np.random.default_rng(seed).permutation(len(files))[:limit]
     s1, s2, count = np.zeros(3), np.zeros(3), 0
     for i in pick:
-        with Image.open(files[i]) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+        try:
+            with open(files[i], "rb") as f:
+                a = decode_bytes(f.read(), None).reshape(-1, 3).astype(np.float64) / 255.0
+        except Exception:  # noqa: BLE001 -- unreadable files are the backend's to report; stats skip them
+            continue
         s1 += a.sum(0)
         s2 += (a * a).sum(0)
         count += len(a)
+    if not count:
+        raise DataError(f"no readable image among {len(pick)} sampled files (first: {files[0] if files else '-'})")
     mean = s1 / count
     std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0))
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
@@ -153,6 +166,9 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
             root = Path(cfg.path).expanduser()
             if not root.exists():
                 raise DataError(f"data.path: {root} does not exist")
+            if root.is_file() and not _is_tar(root):
+                raise DataError(f"data.path: {root} is a file but not a tar archive; an imagefolder data set is a "
+                                "folder with train/ and test/ (or a .tar/.tar.gz of one)")
         lazy = not decode and cfg.name == "imagefolder"
         raw = _list_folder(root, cfg) if lazy else _read_folder(root, cfg, progress)
         classes = raw["classes"]
@@ -167,6 +183,9 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
     if cfg.mean is not None or cfg.std is not None:
         for p in parts.values():
             p.mean, p.std = tuple(cfg.mean or p.mean), tuple(cfg.std or p.std)
+    if parts["train"].num_classes < 2:
+        raise DataError(f"data.path: {cfg.path or cfg.name} has {parts['train'].num_classes} class "
+                        f"({', '.join(parts['train'].classes)}); classification needs at least two class folders")
     parts["train"] = _limit(parts["train"], cfg.limit_train, cfg.split_seed)
     parts["test"] = _limit(parts["test"], cfg.limit_test, cfg.split_seed)
     if cfg.val_split:

@@ -47,16 +47,28 @@ def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
     return out
 
 
+def load_outputs(path) -> dict:
+    """A saved ``*_outputs.npz`` as a dict of arrays; an unreadable file is a DataError naming it."""
+    import zipfile
+    from ..errors import DataError
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"{path}: unreadable saved outputs ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in ("labels", "logits", "features") if k not in out]
+    if missing:
+        raise DataError(f"{path}: saved outputs lack {missing}")
+    return out
+
+
 def analyze_run(run_dir, **kw) -> dict:
     from pathlib import Path
+    from ..errors import DataError
     rd = Path(run_dir)
     test_path = rd / "test_outputs.npz"
     if not test_path.is_file():
-        raise FileNotFoundError(f"{test_path} not found: is {rd} a finished fastkd run?")
-    with np.load(test_path) as z:
-        test = dict(z)
-    train = None
-    if (rd / "train_outputs.npz").is_file():
-        with np.load(rd / "train_outputs.npz") as z:
-            train = dict(z)
+        raise DataError(f"{test_path} not found: is {rd} a finished fastkd run?")
+    test = load_outputs(test_path)
+    train = load_outputs(rd / "train_outputs.npz") if (rd / "train_outputs.npz").is_file() else None
     return analyze_outputs(test, train, **kw)

@@ -86,7 +86,8 @@ def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = 
         raise ValueError(f"k={k} exceeds the {len(base_t)} base points")
     faiss = _faiss() if backend in ("auto", "faiss") else None
     if backend == "faiss" and faiss is None:
-        raise ImportError("backend='faiss' but faiss is not installed: pip install 'fastkd[faiss-cpu]' (or faiss-gpu)")
+        from ..errors import MissingDependency
+        raise MissingDependency("backend='faiss' but faiss is not installed: pip install 'fastkd[faiss-cpu]' (or faiss-gpu)")
     base_p, q_p = _prepare(base_t, metric), _prepare(q_t, metric)
     if faiss is not None and not (base_t.is_cuda and k > FAISS_GPU_MAX_K and backend != "faiss"):
         return _faiss_search(faiss, base_p, q_p, k, metric, index, nlist, nprobe)

@@ -10,6 +10,8 @@ from .registry import register
 
 
 class AlexNet(Classifier):
+    input_size = 32  # the flatten after the last pool fixes the input size
+
     def __init__(self, num_classes):
         super().__init__()
 

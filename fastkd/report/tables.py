@@ -133,7 +133,7 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def summary_text(tables: dict, reference_augment: str) -> str:
+def summary_text(tables: dict, reference_augment: str, unreadable=()) -> str:
     out = ["## Teachers (test accuracy %, ECE %, CD of penultimate features)",
            _markdown(tables["teachers"], [("teacher", "teacher"), ("augment", "augment"), ("seeds", "seeds"),
                                           ("test_accuracy", "accuracy"), ("ece", "ECE"), ("cd_features_clean", "CD (features, clean)")]),
@@ -146,10 +146,13 @@ def summary_text(tables: dict, reference_augment: str) -> str:
                                           ("ece", "ECE %")])]
     if tables["failed"]:
         out += ["## Runs that did not finish", _markdown(tables["failed"], [("run", "run"), ("status", "status"), ("error", "error")])]
+    if unreadable:
+        out += ["## Ledger records that could not be read (left out above; rerun the study to redo them)",
+                _markdown([{"file": f, "why": w} for f, w in unreadable], [("file", "file"), ("why", "problem")])]
     return "\n".join(out)
 
 
-def write_report(records: list[dict], out_dir, *, reference_augment: str = "none") -> dict:
+def write_report(records: list[dict], out_dir, *, reference_augment: str = "none", unreadable=()) -> dict:
     from .plots import write_plots
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +163,7 @@ def write_report(records: list[dict], out_dir, *, reference_augment: str = "none
         paths[f"{name}.csv"] = out / f"{name}.csv"
     (out / "tables.json").write_text(json.dumps(tables, indent=2, default=str) + "\n")
     paths["tables.json"] = out / "tables.json"
-    text = summary_text(tables, reference_augment)
+    text = summary_text(tables, reference_augment, unreadable)
     (out / "summary.md").write_text(text)
     paths["summary.md"] = out / "summary.md"
     paths |= write_plots(records, tables, out)

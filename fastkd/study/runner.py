@@ -2,13 +2,17 @@
 
 Killing the study at any point and starting the same command again finishes the grid: finished
 runs are skipped (their ledger record exists), a run cut mid-training resumes from its last
-checkpoint, and a record is only ever written whole. A failed run (e.g. NaN loss) is recorded as
-failed with its error and does not stop the grid; students of a failed teacher are recorded as
-skipped.
+checkpoint, and a record is only ever written whole. A run is matched to its record by its
+identity (what it computes, fastkd.identity), so the study folder may be spelled any way,
+moved or copied. A done record is never overwritten by a worse one. A failed run (e.g. NaN
+loss) is recorded as failed with its error and does not stop the grid; students of a failed
+teacher are recorded as skipped. Only fastkd's own errors count as failures: a bug crashes.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 import traceback
 from dataclasses import asdict
@@ -17,16 +21,63 @@ from pathlib import Path
 import yaml
 
 from .. import runinfo
-from ..engine import TrainingError, train
+from ..atomic import write_atomic
+from ..data.fingerprint import data_fingerprint
+from ..engine import train
+from ..errors import DataError, FastkdError, RunDirError
+from ..identity import digest, explain_difference, run_identity
+from ..lock import FolderLock
 from ..metrics.analysis import analyze_run
-from ..rundir import write_atomic
 from .ledger import Ledger
-from .spec import StudyConfig, plan
+from .spec import RunSpec, StudyConfig, plan
+
+log = logging.getLogger("fastkd.study")
 
 
-def _record(run, status: str, **fields) -> dict:
+def _record(run: RunSpec, identity: dict, status: str, **fields) -> dict:
     return {"id": run.id, "kind": run.kind, "status": status, "labels": run.labels, "teacher_id": run.teacher_id,
-            "config_hash": run.config.digest(), "config": run.config.to_dict(), **fields}
+            "identity": digest(identity), "identity_fields": identity, "config": run.config.to_dict(), **fields}
+
+
+def plan_identities(runs: list[RunSpec]) -> dict[str, dict]:
+    """Each planned run's identity, computed the way its trainer will (teachers before students)."""
+    fingerprints: dict = {}
+    out: dict[str, dict] = {}
+    for run in runs:
+        d = run.config.data
+        key = json.dumps([d.name, d.backend, str(Path(d.path).expanduser().resolve()) if d.path else None,
+                          d.download, d.cache_dir])
+        if key not in fingerprints:
+            fingerprints[key] = data_fingerprint(d)
+        teacher = digest(out[run.teacher_id]) if run.teacher_id else None
+        out[run.id] = run_identity(run.config, run.kind, data=fingerprints[key], teacher=teacher)
+    return out
+
+
+def _check_finished_runs_unchanged(runs, identities, ledger: Ledger, out: Path) -> None:
+    """A finished run whose settings changed would mix two studies in one report: refuse."""
+    changed = []
+    for run in runs:
+        rec = ledger.get(run.id)
+        if rec and rec["status"] == "done" and rec.get("identity") not in (None, digest(identities[run.id])):
+            changed.append(f"{run.id} ({explain_difference(rec.get('identity_fields', {}), identities[run.id], 3)})")
+    if changed:
+        raise RunDirError(f"{out} holds finished runs computed with other settings: {'; '.join(changed[:4])}"
+                          f"{' ...' if len(changed) > 4 else ''}. Only runs that failed or did not run yet may change; "
+                          "choose another --out for a different study")
+
+
+def _analyze(run_dir: Path, sc: StudyConfig) -> dict:
+    return analyze_run(run_dir, knn_k=sc.knn_k, cd_variants=tuple(sc.cd_variants))
+
+
+def _set_aside_outputs(run_dir: Path) -> None:
+    """A finished run whose saved outputs are unreadable: move them and metrics.json aside, so
+    the run finishes again (from its last checkpoint when it has one)."""
+    for name in ("test_outputs.npz", "train_outputs.npz", "metrics.json"):
+        p = run_dir / name
+        if p.exists():
+            os.replace(p, p.with_name(p.name + ".corrupt"))
 
 
 def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: bool = True, report: bool = True) -> list[dict]:
@@ -35,64 +86,77 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
     state = PartialState()
     main = state.is_main_process
     runs = plan(sc, out)
+    identities = plan_identities(runs)
     ledger = Ledger(out)
+    lock = FolderLock(out, what="study folder")
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        _check_same_study(out, sc)
-        write_atomic(out / "study.yaml", yaml.safe_dump(asdict(sc), sort_keys=False))
-    state.wait_for_everyone()
-    for n, run in enumerate(runs, 1):
-        rec = ledger.get(run.id)
-        if rec and rec.get("config_hash") == run.config.digest() and (rec["status"] == "done" or
-                                                                     (rec["status"] != "done" and not retry_failed)):
-            continue
-        if run.teacher_id:
-            trec = ledger.get(run.teacher_id)
-            if not trec or trec["status"] != "done":
-                if main:
-                    ledger.put(_record(run, "skipped", error=f"teacher {run.teacher_id} did not finish"))
-                state.wait_for_everyone()
-                continue
-        if main and progress:
-            print(f"[{n}/{len(runs)}] {run.id}", flush=True)
-        start = time.perf_counter()
-        try:
-            metrics = train(run.config, out / "runs" / run.id, kind=run.kind, progress=progress)
-        except (TrainingError, FloatingPointError, RuntimeError, ValueError) as exc:
-            if main:
-                ledger.put(_record(run, "failed", error=f"{type(exc).__name__}: {exc}",
-                                   traceback=traceback.format_exc(limit=5)))
-                print(f"  failed: {exc}", flush=True)
-            state.wait_for_everyone()
-            continue
+        lock.acquire()
+    try:
         if main:
-            analysis = analyze_run(out / "runs" / run.id, knn_k=sc.knn_k, cd_variants=tuple(sc.cd_variants))
-            metrics = {k: v for k, v in metrics.items() if k != "history"}
-            ledger.put(_record(run, "done", metrics=metrics, analysis=analysis, seconds=time.perf_counter() - start,
-                               environment=runinfo.environment(state.num_processes)))
+            for p, why in ledger.scan()[1]:
+                dest = ledger.set_aside(p)
+                print(f"warning: ledger record {p} is unreadable ({why}); set aside as {dest.name}, its run is redone",
+                      flush=True)
+            _check_finished_runs_unchanged(runs, identities, ledger, out)
+            write_atomic(out / "study.yaml", yaml.safe_dump(asdict(sc), sort_keys=False), what="study spec")
         state.wait_for_everyone()
-    records = ledger.records()
-    planned = {r.id for r in runs}
-    records = [r for r in records if r["id"] in planned]
-    if report and main:
-        from ..report import write_report
-        paths = write_report(records, out / "report", reference_augment=sc.reference_augment)
-        # the results table is the point of the run: printed even without progress output
-        print(paths["summary_text"])
-        print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
-    return records
+        for n, run in enumerate(runs, 1):
+            _run_one(run, identities[run.id], n, len(runs), sc, out, ledger, retry_failed, progress, state)
+        planned = {r.id for r in runs}
+        records = [r for r in ledger.records() if r["id"] in planned]
+        if report and main:
+            from ..report import write_report
+            paths = write_report(records, out / "report", reference_augment=sc.reference_augment)
+            # the results table is the point of the run: printed even without progress output
+            print(paths["summary_text"])
+            print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
+        return records
+    finally:
+        lock.release()
 
 
-def _check_same_study(out: Path, sc: StudyConfig) -> None:
-    """A folder holds one study: refuse to mix a different grid into an existing ledger."""
-    saved = out / "study.yaml"
-    if saved.is_file():
-        from ..config import diff
-        from ..rundir import RunDirError
-        old = yaml.safe_load(saved.read_text()) or {}
-        changes = diff(old, json.loads(json.dumps(asdict(sc))))
-        # growing the grid (more seeds, augments, students) is allowed: finished runs are reused
-        allowed = ("seeds", "augments", "students", "teachers", "distill", "scratch", "cd_variants", "knn_k", "name")
-        blocking = [c for c in changes if not c.split(":")[0].split(".")[0] in allowed]
-        if blocking:
-            raise RunDirError(f"{out} holds a different study ({'; '.join(blocking[:5])}); choose another --out")
+def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, out: Path, ledger: Ledger,
+             retry_failed: bool, progress: bool, state) -> None:
+    main = state.is_main_process
+    key = digest(identity)
+    rec = ledger.get(run.id, set_aside=main)
+    if rec is not None:
+        same = rec.get("identity") in (None, key)
+        if rec["status"] == "done" or (same and not retry_failed):
+            return
+    if run.teacher_id:
+        trec = ledger.get(run.teacher_id, set_aside=False)
+        if not trec or trec["status"] != "done":
+            if main:
+                ledger.put(_record(run, identity, "skipped", error=f"teacher {run.teacher_id} did not finish"))
+            state.wait_for_everyone()
+            return
+    if main and progress:
+        print(f"[{n}/{total}] {run.id}", flush=True)
+    run_dir = out / "runs" / run.id
+    start = time.perf_counter()
+    try:
+        # overwrite: the study owns its runs/ folder, and finished runs never get here; so a run dir
+        # holding other settings is a failed or unfinished run whose settings were fixed in place
+        metrics = train(run.config, run_dir, kind=run.kind, progress=progress, overwrite=True)
+        analysis = None
+        if main:
+            try:
+                analysis = _analyze(run_dir, sc)
+            except DataError as exc:  # unreadable saved outputs: finish the run again, once
+                print(f"  {exc}; finishing the run again", flush=True)
+                _set_aside_outputs(run_dir)
+                metrics = train(run.config, run_dir, kind=run.kind, progress=progress)
+                analysis = _analyze(run_dir, sc)
+    except (FastkdError, FloatingPointError) as exc:
+        if main:
+            ledger.put(_record(run, identity, "failed", error=f"{type(exc).__name__}: {exc}",
+                               traceback=traceback.format_exc(limit=5)))
+            print(f"  failed: {exc}", flush=True)
+        state.wait_for_everyone()
+        return
+    if main:
+        metrics = {k: v for k, v in metrics.items() if k != "history"}
+        ledger.put(_record(run, identity, "done", metrics=metrics, analysis=analysis,
+                           seconds=time.perf_counter() - start, environment=runinfo.environment(state.num_processes)))
+    state.wait_for_everyone()

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from ..config import Config, ConfigError, _merge, build, merge_layers, read_yaml
+from ..config import Config, ConfigError, build, load_yaml, merge_into, merge_layers, read_yaml
 from ..metrics.discrimination import VARIANTS
 
 
@@ -61,10 +59,10 @@ def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | 
         path = resources.files("fastkd.presets") / "studies" / f"{preset}.yaml"
         if not path.is_file():
             raise ConfigError(f"--preset: unknown study preset {preset!r}; available: {', '.join(study_preset_names())}")
-        layers.append(yaml.safe_load(path.read_text()) or {})
+        layers.append(load_yaml(path.read_text(), f"study preset {preset}") or {})
     layers += [read_yaml(f) for f in files] + ([extra] if extra else []) + [parse_override(o) for o in overrides]
     for layer in layers:
-        _merge(sc, layer)
+        merge_into(sc, layer)
     return validate(sc)
 
 

@@ -1,0 +1,40 @@
+"""Every error fastkd reports to a user derives from :class:`FastkdError`.
+
+The CLI and the study runner catch this base and print one line (no traceback): the message
+names the file, key or value at fault and what to do. Anything else that escapes is a bug and
+is allowed to crash loudly, so it is never recorded as an ordinary failed run.
+"""
+from __future__ import annotations
+
+
+class FastkdError(Exception):
+    """A problem with the user's input, data, files or run that the message explains."""
+
+
+class ConfigError(FastkdError):
+    """A config key or value is wrong; the message names it and the allowed values."""
+
+
+class DataError(FastkdError):
+    """A data set could not be read; the message names the file or field at fault."""
+
+
+class CheckpointError(FastkdError):
+    """A checkpoint is missing, unreadable or for another model; the message names the file."""
+
+
+class RunDirError(FastkdError):
+    """The output directory holds something that conflicts with this run."""
+
+
+class RunLockedError(RunDirError):
+    """Another live process holds the run (or study) folder."""
+
+
+class TrainingError(FastkdError):
+    """Training cannot go on (e.g. the loss became NaN); the message says where."""
+
+
+class MissingDependency(FastkdError, ImportError):
+    """An optional package (DALI, FFCV, FAISS, Ray, ...) is not installed; the message is the
+    install hint."""
