@@ -136,8 +136,11 @@ def cmd_data_convert(args) -> int:
 
 def cmd_info(args) -> int:
     from . import models
-    from .config import preset_names
+    from .config import config_reference, preset_names
     from .runinfo import environment
+    if args.config_keys:
+        print(config_reference(), end="")
+        return 0
     print(f"fastkd {__version__}")
     print("presets:", ", ".join(preset_names()))
     print("models:", ", ".join(models.available()))
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="throughput benchmark (see `fastkd bench --help`)")
 
     p = sub.add_parser("info", help="presets, models, versions and hardware")
+    p.add_argument("--config-keys", action="store_true", help="print the table of every config key (docs/config.md)")
     p.set_defaults(func=cmd_info)
     return parser
 
@@ -230,7 +234,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except FastkdError as exc:
-        print(f"fastkd: error: {exc}", file=sys.stderr)
+        print("fastkd: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("fastkd: interrupted; run the same command again to resume from the last finished epoch", file=sys.stderr)

@@ -420,7 +420,8 @@ def parse_override(text: str) -> dict:
     if not key.strip():
         raise ConfigError(f"--set {text!r}: the key is empty; expected KEY=VALUE")
     value = load_yaml(raw, f"--set {key}") if raw.strip() else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _looks_numeric(raw):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and not _looks_numeric(raw):
         value = raw  # e.g. a run name like 1e3abc stays a string
     out: dict = {}
     node = out

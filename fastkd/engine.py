@@ -122,7 +122,10 @@ class Trainer:
                 self.status = self.rd.open(self.identity, cfg.to_dict(), overwrite=overwrite,
                                            info={"seed": cfg.seed, **runinfo.environment(self.acc.num_processes)})
             except BaseException:
-                self.rd.lock.release(remove=self.rd.lock.created and self.rd._is_empty())
+                if self.rd.read_marker() is None:  # refused before the folder became a run: leave no trace
+                    self.rd.lock.back_out()
+                else:
+                    self.rd.lock.release()
                 raise
         self.acc.wait_for_everyone()
         if not self.main:

@@ -27,6 +27,7 @@ class FolderLock:
         self.what = what
         self._fd: int | None = None
         self.created = False  # the lock file did not exist before: remove it if we back out
+        self.created_folder = False
 
     @property
     def held(self) -> bool:
@@ -38,6 +39,7 @@ class FolderLock:
         if self.folder.exists() and not self.folder.is_dir():
             raise RunDirError(f"{self.folder} is a file, not a folder; choose another --out")
         try:
+            self.created_folder = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
             self.created = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -65,6 +67,15 @@ class FolderLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+
+    def back_out(self) -> None:
+        """Release after refusing the folder: remove what acquiring it created (lock file, folder)."""
+        self.release(remove=self.created)
+        if self.created_folder:
+            try:
+                self.folder.rmdir()  # only if still empty
+            except OSError:
+                pass
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()

@@ -11,6 +11,7 @@ from PIL import Image
 from fastkd.config import DataConfig
 from fastkd.data import DataError, cifar, load_splits
 from fastkd.data.arrays import stratified_order
+from helpers import make_tree
 
 
 def _batch_bytes(data, labels, key=b"labels"):
@@ -103,22 +104,6 @@ def test_tampered_pickle_is_refused(tmp_path):
     (folder / "batches.meta").write_bytes(pickle.dumps(SimpleNamespace(a=1)))
     with pytest.raises(DataError, match="refusing to load"):
         load_splits(_cfg(name="cifar10", path=str(folder)))
-
-
-def make_tree(root, sizes=None, n=(6, 3), classes=("ant", "bee", "cat")):
-    """An ImageFolder tree of PNGs (lossless, so pixels can be compared exactly)."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, count in zip(("train", "test"), n):
-        for c in classes:
-            d = root / split / c
-            d.mkdir(parents=True)
-            for i in range(count):
-                hw = (sizes or {}).get((split, c, i), (8, 8))
-                a = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
-                Image.fromarray(a).save(d / f"{i:03d}.png")
-                arrays[str(d / f"{i:03d}.png")] = a
-    return arrays
 
 
 def test_imagefolder_tree_exact_pixels_labels_and_order(tmp_path):

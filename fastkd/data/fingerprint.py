@@ -93,7 +93,7 @@ def _imagefolder(root: Path) -> str:
                 with tarfile.open(root) as tar:
                     return _digest(sorted((m.name.lstrip("./"), m.size) for m in tar if m.isfile()))
             except (tarfile.TarError, OSError, EOFError) as exc:
-                raise DataError(f"{root}: not a readable tar archive of an ImageFolder tree ({exc})") from exc
+                raise DataError(f"{root}: truncated or damaged tar archive ({exc}); download or copy it again") from exc
         return _memo("tar", root, compute)
     splits = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     return _digest([(s, _tree_listing(root / s)) for s in splits])
@@ -123,7 +123,7 @@ def data_fingerprint(cfg) -> str:
         return f"{cfg.name}:" + _cifar(cfg.name, cifar.locate(cfg.name, cfg.path, download_to=dl))
     if not cfg.path:
         raise DataError("data.path: an imagefolder data set needs data.path=<root with train/ and test/>")
+    from .imagefolder import check_root
     root = Path(cfg.path).expanduser()
-    if not root.exists():
-        raise DataError(f"data.path: {root} does not exist")
+    check_root(root)
     return "imagefolder:" + _imagefolder(root)

@@ -54,6 +54,9 @@ def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[s
         _check_class_link(split_dir / name, split_dir)
     if not found:
         raise DataError(f"{split_dir}: no class sub-directories; expected {split_dir}/<class>/<image files>")
+    if classes is None and len(found) < 2:
+        raise DataError(f"data.path: {split_dir} has {len(found)} class ({', '.join(found)}); classification needs "
+                        "at least two class folders")
     classes = classes or found
     extra = sorted(set(found) - set(classes))
     if extra:
@@ -69,6 +72,20 @@ def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[s
         files += images
         labels += [label] * len(images)
     return files, labels, classes
+
+
+def check_root(root: Path) -> None:
+    """data.path of an imagefolder set: an existing folder or tar archive, else a DataError."""
+    if not root.exists():
+        raise DataError(f"data.path: {root} does not exist")
+    if root.is_file():
+        try:
+            is_tar = tarfile.is_tarfile(root)
+        except OSError:
+            is_tar = False
+        if not is_tar:
+            raise DataError(f"data.path: {root} is a file but not a tar archive; an imagefolder data set is a "
+                            "folder with train/ and test/ (or a .tar/.tar.gz of one)")
 
 
 def open_tar(archive: Path) -> tarfile.TarFile:

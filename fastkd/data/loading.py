@@ -16,14 +16,6 @@ DATASETS = ("sample", "cifar10", "cifar100", "imagefolder")
 SAMPLE_ARCHIVE = "cifar10-sample.tar.gz"
 
 
-def _is_tar(path: Path) -> bool:
-    import tarfile
-    try:
-        return tarfile.is_tarfile(path)
-    except OSError:
-        return False
-
-
 def sample_path() -> Path:
     """The bundled CIFAR-10 sample (see fastkd/data/sample/README.md)."""
     return Path(str(resources.files("fastkd.data") / "sample" / SAMPLE_ARCHIVE))
@@ -53,8 +45,12 @@ def _folder_cache_key(root: Path, cfg) -> str:
     if root.is_dir():  # any file added, removed or rewritten changes the key
         for dirpath, _, files in sorted(os.walk(root)):
             for f in sorted(files):
-                s = os.stat(os.path.join(dirpath, f))
-                listing.append((os.path.relpath(os.path.join(dirpath, f), root), s.st_size, s.st_mtime_ns))
+                p = os.path.join(dirpath, f)
+                try:
+                    s = os.stat(p)
+                except OSError:  # a dangling link or link loop: its own link counts
+                    s = os.lstat(p)
+                listing.append((os.path.relpath(p, root), s.st_size, s.st_mtime_ns))
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:20]
 
 
@@ -164,11 +160,7 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
             raise DataError("data.path: an imagefolder data set needs data.path=<root with train/ and test/>")
         else:
             root = Path(cfg.path).expanduser()
-            if not root.exists():
-                raise DataError(f"data.path: {root} does not exist")
-            if root.is_file() and not _is_tar(root):
-                raise DataError(f"data.path: {root} is a file but not a tar archive; an imagefolder data set is a "
-                                "folder with train/ and test/ (or a .tar/.tar.gz of one)")
+            imagefolder.check_root(root)
         lazy = not decode and cfg.name == "imagefolder"
         raw = _list_folder(root, cfg) if lazy else _read_folder(root, cfg, progress)
         classes = raw["classes"]

@@ -26,6 +26,11 @@ class StudyConfig:
     # the same mixed batch)
     distill: dict = field(default_factory=lambda: {"kd": {}})
     scratch: bool = True  # the student trained from scratch (distill.gamma = 0): the baseline
+    # overrides for one cell of the grid, applied after the ones above: per_augment[aug] for the
+    # teachers trained with that augmentation ("scratch": the from-scratch students), e.g.
+    # {mixup: {train.select: last}}; per_student[model] for the students of that model
+    per_augment: dict = field(default_factory=dict)
+    per_student: dict = field(default_factory=dict)
     seeds: int = 1
     first_seed: int = 0
     knn_k: int = 10
@@ -78,6 +83,13 @@ def validate(sc: StudyConfig) -> StudyConfig:
         raise ConfigError(f"reference_augment: {sc.reference_augment!r} is not among augments {sc.augments}")
     if not sc.teachers or not sc.augments:
         raise ConfigError("teachers and augments must each name at least one entry")
+    for key, table, known in (("per_augment", sc.per_augment, sc.augments + ["scratch"]),
+                              ("per_student", sc.per_student, sc.students)):
+        for name, over in table.items():
+            if name not in known:
+                raise ConfigError(f"{key}.{name}: not in the grid; known: {', '.join(known)}")
+            if not isinstance(over, dict):
+                raise ConfigError(f"{key}.{name}: expected a mapping of config overrides, got {over!r}")
     plan(sc, Path("."))  # builds every run's config now: a bad key fails before any training
     return sc
 
@@ -97,7 +109,7 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
         for tm in sc.teachers:
             for aug in sc.augments:
                 tid = _slug(f"teacher-{tm}-{aug}-s{seed}")
-                c = cfg(sc.teacher_preset, sc.common, sc.teacher,
+                c = cfg(sc.teacher_preset, sc.common, sc.teacher, sc.per_augment.get(aug, {}),
                         {"model": tm, "augment": aug, "seed": seed, "train": {"save_train_outputs": True}})
                 runs.append(RunSpec(tid, "teacher", c, None, {"teacher_model": tm, "augment": aug, "seed": seed}))
     teachers = [r for r in runs]
@@ -106,13 +118,14 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
             for sm in sc.students:
                 for dname, dover in sc.distill.items():
                     sid = _slug(f"student-{sm}-{dname}-from-{t.labels['teacher_model']}-{t.labels['augment']}-s{seed}")
-                    c = cfg(sc.student_preset, sc.common, sc.student, dover,
+                    c = cfg(sc.student_preset, sc.common, sc.student, dover, sc.per_student.get(sm, {}),
                             {"model": sm, "seed": seed, "distill": {"teacher": str(out / "runs" / t.id)},
                              "train": {"save_train_outputs": True}})
                     runs.append(RunSpec(sid, "student", c, t.id, {**t.labels, "student_model": sm, "distill": dname}))
         if sc.scratch:
             for sm in sc.students:
-                c = cfg(sc.student_preset, sc.common, sc.student,
+                c = cfg(sc.student_preset, sc.common, sc.student, sc.per_student.get(sm, {}),
+                        sc.per_augment.get("scratch", {}),
                         {"model": sm, "seed": seed, "distill": {"gamma": 0.0, "teacher": None},
                          "train": {"save_train_outputs": True}})
                 runs.append(RunSpec(_slug(f"scratch-{sm}-s{seed}"), "student", c, None,

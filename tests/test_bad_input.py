@@ -1,0 +1,218 @@
+"""Bad input gets one clear line naming the problem, and loses nothing: data trees, archives,
+ledgers, saved outputs, CLI arguments."""
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastkd import engine
+from fastkd.cli import main as cli_main
+from fastkd.config import DataConfig
+from fastkd.data import DataError, load_splits
+from helpers import make_tree
+
+
+def _cli_error(capsys, argv) -> str:
+    """Run the CLI, expect exit 2 with exactly one error line and no traceback; return the line."""
+    code = cli_main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("fastkd: error: ")
+    return err
+
+
+# ---- 11. ImageFolder trees with links and 16-bit images ---------------------------------------------
+def test_dangling_link_and_link_loop_are_corrupt_files(tmp_path):
+    make_tree(tmp_path)
+    dangling = tmp_path / "train" / "ant" / "unfetched.png"
+    dangling.symlink_to(tmp_path / "annex" / "objects" / "missing.png")
+    loop_a, loop_b = tmp_path / "train" / "bee" / "a.png", tmp_path / "train" / "bee" / "b.png"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    (tmp_path / "train" / "cat" / "sub").symlink_to(tmp_path / "train" / "cat")  # a directory loop
+    with pytest.raises(DataError) as e:
+        load_splits(DataConfig(name="imagefolder", path=str(tmp_path)))
+    assert "unfetched.png" in str(e.value) and "3 unreadable" in str(e.value)
+    parts = load_splits(DataConfig(name="imagefolder", path=str(tmp_path), on_corrupt="skip"))
+    assert len(parts["train"]) == 18 and sorted(os.path.basename(s) for s in parts["train"].skipped) == \
+        ["a.png", "b.png", "unfetched.png"]
+
+
+def test_a_class_folder_linking_into_its_own_split_is_refused(tmp_path):
+    make_tree(tmp_path)
+    (tmp_path / "train" / "zzz").symlink_to(tmp_path / "train" / "ant")
+    with pytest.raises(DataError, match=r"zzz: this class folder is a link .* inside the same split"):
+        load_splits(DataConfig(name="imagefolder", path=str(tmp_path)))
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    make_tree(tmp_path)
+    grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    p = tmp_path / "train" / "ant" / "deep.png"
+    Image.fromarray(grey16).save(p)
+    with Image.open(p) as im:
+        assert im.mode.startswith("I")  # PIL reads it as a wide greyscale image
+    parts = load_splits(DataConfig(name="imagefolder", path=str(tmp_path)))
+    img = parts["train"].images[parts["train"].files.index(str(p))]
+    expected = np.round(grey16 / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(img[..., 0], expected)
+    assert (img[..., 0] == img[..., 2]).all() and img.max() < 255  # not clipped to white
+
+
+# ---- 12. one line instead of a traceback ------------------------------------------------------------
+def test_archives_that_are_not_tar_or_are_truncated(tmp_path, capsys):
+    zipish = tmp_path / "data.zip"
+    zipish.write_bytes(b"PK\x03\x04 not a tar")
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--data", str(zipish),
+                              "--out", str(tmp_path / "r1")])
+    assert "not a tar archive" in err
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    good = tmp_path / "tree.tar.gz"
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(tree / "train", "train")
+        tar.add(tree / "test", "test")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--data", str(cut),
+                              "--out", str(tmp_path / "r2")])
+    assert "cut.tar.gz" in err and ("truncated" in err or "not a readable tar" in err)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_one_class_tree_and_fixed_size_network_on_other_sizes(tmp_path, capsys):
+    one = tmp_path / "one"
+    make_tree(one, classes=("only",))
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--data", str(one),
+                              "--out", str(tmp_path / "r1"), "--quiet"])
+    assert "1 class (only)" in err and "at least two" in err
+    tree = tmp_path / "t"
+    make_tree(tree)  # 8x8 images
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--data", str(tree),
+                              "--set", "model=lenet", "--out", str(tmp_path / "r2"), "--quiet"])
+    assert "lenet takes 32x32 images" in err and "8x8" in err and "data.image_size=32" in err
+
+
+def test_out_is_a_file_metric_on_missing_or_unfinished_run_and_eval_overrides(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert "is a file" in _cli_error(capsys, ["train", "--preset", "smoke", "--out", str(f)])
+    assert "no such run folder" in _cli_error(capsys, ["metric", str(tmp_path / "nope")])
+    (tmp_path / "half").mkdir()
+    assert "not a finished fastkd run" in _cli_error(capsys, ["metric", str(tmp_path / "half")])
+    run = tmp_path / "r"
+    assert cli_main(["train", "--preset", "smoke", "--set", "train.epochs=1", "--set", "data.limit_train=200",
+                     "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert "data.backend: invalid value 'bogus'" in _cli_error(capsys, ["eval", str(run), "--set", "data.backend=bogus"])
+    assert "unknown config key 'data.nme'" in _cli_error(capsys, ["eval", str(run), "--set", "data.nme=x"])
+    with pytest.raises(SystemExit):  # argparse: --variants is limited to the three variants
+        cli_main(["metric", str(run), "--variants", "foo"])
+
+
+def test_binary_config_and_missing_optional_backend_are_one_line(tmp_path, capsys, monkeypatch):
+    b = tmp_path / "weights.bin"
+    b.write_bytes(bytes(range(256)))
+    assert "not a text" in _cli_error(capsys, ["train", "--config", str(b), "--out", str(tmp_path / "r")])
+    import builtins
+    real_import = builtins.__import__
+
+    def no_dali(name, *a, **k):
+        if name.startswith("nvidia.dali") or name == "nvidia":
+            raise ImportError("No module named 'nvidia.dali'")
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_dali)
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.backend=dali", "--out", str(tmp_path / "d")])
+    assert "pip install 'fastkd[dali]'" in err
+    assert not (tmp_path / "d").exists()  # checked before any data was read or folder made
+
+
+# ---- 10. ledger records and saved outputs ------------------------------------------------------------
+STUDY = {"teacher_preset": "smoke", "student_preset": "smoke",
+         "common": {"data.limit_train": 128, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
+                    "data.eval_batch_size": 100},
+         "teacher": {"augment": "none"}, "student": {"augment": "none"},
+         "teachers": ["resnet8"], "augments": ["none", "mixup"], "students": ["lenet"], "distill": {"kd": {}},
+         "scratch": False, "knn_k": 5, "cd_variants": ["clean"]}
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    from fastkd.study import load_study, run_study
+    out = tmp_path_factory.mktemp("study")
+    run_study(load_study(extra=STUDY), out, progress=False, report=False)
+    return out
+
+
+def _copy(src, tmp_path):
+    import shutil
+    dst = tmp_path / "s"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "not-utf8", "list", "empty-object"])
+def test_corrupt_ledger_record_is_named_set_aside_and_redone(finished_study, tmp_path, capsys, damage):
+    from fastkd.study import load_study, run_study
+    out = _copy(finished_study, tmp_path)
+    rec = out / "ledger" / "teacher-resnet8-mixup-s0.json"
+    good = json.loads(rec.read_text())
+    rec.write_bytes({"truncated": rec.read_bytes()[:40], "not-utf8": b"\xff\xfe{", "list": b"[]",
+                     "empty-object": b"{}"}[damage])
+    assert cli_main(["report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "teacher-resnet8-mixup-s0.json cannot be read" in captured.err
+    assert "could not be read" in (out / "report" / "summary.md").read_text()
+    records = {r["id"]: r for r in run_study(load_study(extra=STUDY), out, progress=False, report=False)}
+    assert records["teacher-resnet8-mixup-s0"]["status"] == "done"
+    assert records["teacher-resnet8-mixup-s0"]["metrics"]["test_accuracy"] == good["metrics"]["test_accuracy"]
+    assert list((out / "ledger").glob("teacher-resnet8-mixup-s0.json.corrupt*"))
+    # the run folder was finished: it was recorded again, not retrained
+    log = (out / "runs" / "teacher-resnet8-mixup-s0" / "train.log").read_text()
+    assert log.count(" start:") == 1
+
+
+@pytest.mark.slow
+def test_corrupt_saved_outputs_of_a_finished_run_are_named_and_the_run_finished_again(finished_study, tmp_path, capsys):
+    from fastkd.study import load_study, run_study
+    out = _copy(finished_study, tmp_path)
+    run = out / "runs" / "student-lenet-kd-from-resnet8-none-s0"
+    (out / "ledger" / "student-lenet-kd-from-resnet8-none-s0.json").unlink()
+    (run / "test_outputs.npz").write_bytes(b"PK\x03\x04garbage")
+    records = {r["id"]: r for r in run_study(load_study(extra=STUDY), out, progress=False, report=False)}
+    assert "test_outputs.npz: unreadable saved outputs" in capsys.readouterr().out
+    assert records["student-lenet-kd-from-resnet8-none-s0"]["status"] == "done"
+    assert np.load(run / "test_outputs.npz")["logits"].shape == (100, 10)
+    assert (run / "test_outputs.npz.corrupt").exists()
+
+
+# ---- 14. a study with failed runs exits non-zero, and a failed run can be fixed in place -----------------
+@pytest.mark.slow
+def test_failed_runs_exit_non_zero_and_can_be_fixed_in_place(tmp_path, capsys, monkeypatch):
+    real = engine.Trainer._train_epoch
+
+    def nan_when_lr_is_huge(self, epoch, bar):
+        if self.kind == "teacher" and self.cfg.augment == "mixup" and self.cfg.train.lr > 1:
+            raise engine.TrainingError("loss became nan at epoch 1, step 2; lower train.lr")
+        return real(self, epoch, bar)
+    monkeypatch.setattr(engine.Trainer, "_train_epoch", nan_when_lr_is_huge)
+    spec = tmp_path / "study.yaml"
+    import yaml
+    spec.write_text(yaml.safe_dump(STUDY))
+    base = ["study", "--config", str(spec), "--out", str(tmp_path / "s"), "--quiet"]
+    assert cli_main(base + ["--set", "teacher.train.lr=5"]) == 3
+    err = capsys.readouterr().err
+    assert "teacher-resnet8-mixup-s0: failed" in err and "student-lenet-kd-from-resnet8-mixup-s0: skipped" in err
+    # the none teacher also used lr 5 and finished: changing it now would change a finished run
+    assert cli_main(base) == 2
+    assert "finished runs computed with other settings" in capsys.readouterr().err
+    # the failed run's own settings may change (here through the mixup teacher's per-augment override)
+    assert cli_main(base + ["--set", "teacher.train.lr=5", "--set", "per_augment.mixup.train.lr=0.05"]) == 0
+    led = tmp_path / "s" / "ledger"
+    assert json.loads((led / "teacher-resnet8-mixup-s0.json").read_text())["status"] == "done"
+    assert json.loads((led / "teacher-resnet8-mixup-s0.json").read_text())["config"]["train"]["lr"] == 0.05
