@@ -65,17 +65,29 @@ def write_json(path: Path, obj, *, error: type[FastkdError] = RunDirError) -> No
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", error=error, what="JSON file")
 
 
-def sweep_temporaries(folder: Path) -> list[Path]:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temporaries(folder: Path, *, only_dead: bool = False) -> list[Path]:
     """Remove the ``.NAME.PID.tmp`` files and folders left in ``folder`` by killed writers.
 
-    Call only while holding the folder's lock: then no live process is writing there.
+    Call it while holding the folder's lock (then no live process writes there), or with
+    ``only_dead`` for a shared folder: then only files whose writer pid is gone on this host.
     """
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
-        if _TEMP.match(p.name):
+        m = _TEMP.match(p.name)
+        if m and not (only_dead and _alive(int(m.group(1)))):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:

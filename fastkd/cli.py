@@ -129,8 +129,9 @@ def cmd_data_convert(args) -> int:
         out = out.parent
     paths = convert(splits, out, name=name, storage=args.storage, max_resolution=args.max_resolution,
                     jpeg_quality=args.jpeg_quality, overwrite=args.overwrite, num_workers=args.workers,
-                    source=f"{args.data}:{args.path or ''}")
-    print("wrote", *[str(p) for p in paths.values()], f"(use --set data.backend=ffcv --set data.path={out})")
+                    source=f"{args.data}:{args.path or ''}", dataset=args.data)
+    print("wrote", *[str(p) for p in paths.values()],
+          f"(use --set data.backend=ffcv --set data.name={args.data} --set data.path={out})")
     return 0
 
 

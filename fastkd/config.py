@@ -354,7 +354,7 @@ def validate(cfg: Config) -> Config:
     for key, stats, rng in (("data.mean", d.mean, UNIT), ("data.std", d.std, POSITIVE)):
         if stats is not None and (len(stats) != 3 or not all(rng.contains(v) for v in stats)):
             raise ConfigError(f"{key}: expected 3 per-channel values in {rng} (units of [0, 1] pixels), got {stats}")
-    if d.name == "sample" and d.path is not None:
+    if d.name == "sample" and d.path is not None and d.backend != "ffcv":
         raise ConfigError(f"data.path={d.path!r} is given but data.name is 'sample' (the bundled 5k-image subset, "
                           "which reads no path); set data.name to cifar10, cifar100 or imagefolder for that data")
     if t.milestones != sorted(set(t.milestones)):

@@ -144,6 +144,7 @@ def test_not_an_imagefolder_and_empty_class(tmp_path):
         load_splits(_cfg(name="imagefolder", path=str(tmp_path)))
     (tmp_path / "test" / "a").mkdir(parents=True)
     (tmp_path / "train" / "a").mkdir()
+    (tmp_path / "train" / "b").mkdir()
     with pytest.raises(DataError, match="holds no image files"):
         load_splits(_cfg(name="imagefolder", path=str(tmp_path)))
 

@@ -44,7 +44,7 @@ class _Indexed:
 
 def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str = "raw",
             max_resolution: int | None = None, jpeg_quality: int = 90, overwrite: bool = False,
-            num_workers: int = -1, source: str = "") -> dict[str, Path]:
+            num_workers: int = -1, source: str = "", dataset: str | None = None) -> dict[str, Path]:
     """Write ``splits`` ("train", "test") as .beton files; returns their paths.
 
     Each file is written under a temporary name and renamed when complete, so an interrupted
@@ -75,7 +75,7 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
         finally:
             tmp.unlink(missing_ok=True)
     train = splits["train"]
-    meta = {"name": name, "classes": train.classes, "mean": list(train.mean), "std": list(train.std),
+    meta = {"name": name, "dataset": dataset, "classes": train.classes, "mean": list(train.mean), "std": list(train.std),
             "storage": storage, "source": source, "files": {s: p.name for s, p in targets.items()},
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},
             "image_shape": list(train.images.shape[1:])}
@@ -85,8 +85,9 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
     return targets
 
 
-def read_listing(path) -> dict[str, ImageArrays]:
-    """The splits of a converted directory as file-less listings (pixels stay in the .beton)."""
+def read_listing(path, dataset: str | None = None) -> dict[str, ImageArrays]:
+    """The splits of a converted directory as file-less listings (pixels stay in the .beton).
+    ``dataset`` (data.name) must be the set the folder was converted from, when it says."""
     root = Path(path)
     meta_path = root / META
     if not meta_path.is_file():
@@ -96,6 +97,9 @@ def read_listing(path) -> dict[str, ImageArrays]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{meta_path}: unreadable ({exc}); convert the data set again") from exc
+    if dataset is not None and meta.get("dataset") not in (None, dataset):
+        raise DataError(f"data.name: {root} was converted from the {meta['dataset']!r} data set, not {dataset!r}; "
+                        f"set data.name={meta['dataset']}")
     out = {}
     for split in ("train", "test"):
         beton = root / meta["files"][split]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import sweep_temporaries, write_atomic
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
 
@@ -82,13 +83,13 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     out["classes"] = classes
     try:
         cache.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(cache, only_dead=True)  # a shared folder: only files of dead writers
         meta = {"splits": ["train", "test"], "classes": classes,
                 "files": {s: out[s][2] for s in ("train", "test")}, "skipped": {s: out[s][3] for s in ("train", "test")}}
-        tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, meta=json.dumps(meta), **{f"{s}_images": out[s][0] for s in ("train", "test")},
-                 **{f"{s}_labels": out[s][1] for s in ("train", "test")})
-        os.replace(tmp, cached)
-    except OSError:
+        arrays = {f"{s}_images": out[s][0] for s in ("train", "test")} | {f"{s}_labels": out[s][1] for s in ("train", "test")}
+        write_atomic(cached, lambda f: np.savez(f, meta=json.dumps(meta), **arrays), error=DataError,
+                     what="decoded-image cache")
+    except (OSError, DataError):
         pass  # a read-only or full cache only costs a re-decode next time
     return out
 
@@ -145,7 +146,7 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
         if not cfg.path:
             raise DataError("data.path: the ffcv backend needs the folder written by `fastkd data convert --to beton`")
         from .beton import read_listing
-        parts = read_listing(cfg.path)
+        parts = read_listing(cfg.path, cfg.name)
     elif cfg.name in cifar.CIFAR:
         dl = (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()) if cfg.download else None
         source = cifar.locate(cfg.name, cfg.path, download_to=dl)

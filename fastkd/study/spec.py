@@ -74,6 +74,8 @@ def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | 
 def validate(sc: StudyConfig) -> StudyConfig:
     if sc.seeds < 1:
         raise ConfigError(f"seeds: must be >= 1, got {sc.seeds}")
+    if sc.first_seed < 0 or sc.knn_k < 1:
+        raise ConfigError(f"first_seed must be >= 0 and knn_k >= 1, got {sc.first_seed} and {sc.knn_k}")
     bad = [v for v in sc.cd_variants if v not in VARIANTS]
     if bad:
         raise ConfigError(f"cd_variants: unknown {bad}; allowed: {', '.join(VARIANTS)}")
