@@ -33,7 +33,16 @@ def kd_loss(student_logits, teacher_logits, targets, *, temperature: float, gamm
     """gamma * T^2 * KL(p_t^T || p_s^T) + (1 - gamma) * CE(student, targets)  (Hinton et al. 2015).
 
     ``gamma = 0`` is plain training on the targets: the from-scratch student baseline.
+    ``targets`` are soft rows (N, K) or integer class indices (N,).
     """
+    if targets.dim() == 1:
+        if targets.is_floating_point():
+            raise ValueError(f"targets of shape {tuple(targets.shape)} are floats: pass soft rows (N, K) or integer "
+                             "class indices (N,)")
+        targets = F.one_hot(targets.long(), student_logits.shape[-1])
+    elif targets.shape != student_logits.shape:
+        raise ValueError(f"targets must be (N, K) = {tuple(student_logits.shape)} soft rows or (N,) class indices, "
+                         f"got {tuple(targets.shape)}")
     ce = soft_cross_entropy(student_logits, targets)
     if gamma == 0:
         return ce

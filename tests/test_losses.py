@@ -54,3 +54,16 @@ def test_gamma_zero_is_cross_entropy_and_ignores_teacher():
 def test_kl_of_identical_distributions_is_zero():
     s = torch.randn(4, 6)
     assert kd_kl(s, s.clone(), 3.0).abs().item() < 1e-6
+
+
+def test_kd_loss_takes_integer_labels_as_class_indices_never_broadcast():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(10, 10, generator=g), torch.randn(10, 10, generator=g)  # N == K: broadcasting would pass
+    y = torch.randint(0, 10, (10,), generator=g)
+    got = kd_loss(s, t, y, temperature=4.0, gamma=0.5)
+    ref = _kd_reference(s.double(), t.double(), F.one_hot(y, 10).double(), 4.0, 0.5, False)
+    assert got.item() == pytest.approx(ref, rel=1e-5)
+    with pytest.raises(ValueError, match="floats"):
+        kd_loss(s, t, y.float(), temperature=4.0, gamma=0.5)
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        kd_loss(s, t, torch.zeros(10, 3), temperature=4.0, gamma=0.5)

@@ -28,11 +28,12 @@ def _cos(a, b):
     return float(a @ b / (math.sqrt(a @ a) * math.sqrt(b @ b)))
 
 
-def authors_loops(x, labels):
-    """A direct transcription of the authors' double loops, quirks included (shared/docs/paper.md)."""
+def authors_loops(x, labels, predictions=None):
+    """A direct transcription of the authors' double loops, quirks included (docs/protocol.md);
+    L counts the distinct predicted classes (argmax of x, as the authors ran it on softmax)."""
     z = _zscore_half(x)
     classes = sorted(set(labels.tolist()))
-    L = len(set(np.asarray(x).argmax(1).tolist()))
+    L = len(set((np.asarray(x).argmax(1) if predictions is None else np.asarray(predictions)).tolist()))
     members = {c: [z[i] for i in range(len(z)) if labels[i] == c] for c in classes}
     intra_total = 0.0
     for c in classes:
@@ -116,6 +117,39 @@ def test_gdv_matches_pairwise_euclidean_reference_blockwise():
     r = class_discrimination(x, y, "gdv", block=7)  # blocks smaller than classes exercise the tiling
     assert (r.score, r.intra, r.inter) == pytest.approx(pairwise_reference(x, y, dist=True), rel=1e-10)
     assert r.score < 0  # GDV: lower (more negative) = better separated
+
+
+def test_paper_variant_on_features_takes_L_from_the_predictions():
+    # 24-d "features": argmax over dimensions is not a class; the network's predictions are
+    x, y = _data(6, n=(9, 7, 11, 8), d=24)
+    preds = np.where(np.arange(len(y)) % 5 == 0, (y + 1) % 4, y)  # 4 predicted classes
+    assert len(set(x.argmax(1).tolist())) > 4
+    r = class_discrimination(x, y, "paper", predictions=preds)
+    assert (r.score, r.intra, r.inter) == pytest.approx(authors_loops(x, y, preds), rel=1e-10, abs=1e-12)
+    three = np.where(preds == 3, 0, preds)  # a network that never predicts class 3: L = 3
+    assert class_discrimination(x, y, "paper", predictions=three).score == \
+        pytest.approx(authors_loops(x, y, three)[0], rel=1e-10)
+
+
+def test_single_predicted_class_is_undefined_not_a_crash():
+    from fastkd.metrics.analysis import analyze_outputs
+    from fastkd.metrics.discrimination import UndefinedMetric
+    x, y = _data(0)
+    with pytest.raises(UndefinedMetric, match="single class"):
+        class_discrimination(x, y, "paper", predictions=np.zeros(len(y), int))
+    logits = np.tile([[5.0, 0, 0, 0]], (len(y), 1)) + np.random.default_rng(0).normal(0, 0.01, (len(y), 4))
+    a = analyze_outputs({"labels": y, "logits": logits, "features": x}, knn_k=3, cd_variants=("paper", "clean"))
+    assert "single class" in a["class_discrimination"]["softmax"]["paper"]["undefined"]
+    assert "score" in a["class_discrimination"]["softmax"]["clean"]
+
+
+@pytest.mark.parametrize("variant", ["clean", "paper", "gdv"])
+def test_common_offset_does_not_change_the_score(variant):
+    x, y = _data(7, n=(12, 9, 14), d=5)
+    base = class_discrimination(x, y, variant).score
+    for offset in (1e6, 1e8):
+        shifted = class_discrimination(x + offset, y, variant, predictions=x.argmax(1)).score
+        assert shifted == pytest.approx(base, rel=1e-7), offset
 
 
 def test_metric_errors():

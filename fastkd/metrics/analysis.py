@@ -24,6 +24,8 @@ def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
     """Class discrimination per representation and variant, k-NN purity/accuracy of the
     penultimate features, calibration and (for students) fidelity to the teacher."""
     labels = test["labels"]
+    # the paper variant's L counts the network's predicted classes, on every representation
+    predictions = test["logits"].argmax(1)
     out: dict = {"calibration": calibration(test["logits"], labels),
                  "reliability": reliability_bins(test["logits"], labels), "class_discrimination": {}}
     for rep in REPRESENTATIONS:
@@ -33,10 +35,10 @@ def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
             if v == "gdv" and len(x) > gdv_max_points:
                 continue  # quadratic in N; skipped on large sets (use fastkd metric directly)
             try:
-                r = class_discrimination(x, labels, v)
+                r = class_discrimination(x, labels, v, predictions=predictions)
                 out["class_discrimination"][rep][v] = {"score": r.score, "intra": r.intra, "inter": r.inter}
-            except ValueError as exc:  # e.g. a class with < 2 points under the paper variant
-                out["class_discrimination"][rep][v] = {"error": str(exc)}
+            except ValueError as exc:  # undefined here: one predicted class, a class with < 2 points
+                out["class_discrimination"][rep][v] = {"undefined": str(exc)}
     k = min(knn_k, len(labels) - 1)
     out["knn"] = {"k": k, "purity_features": knn_purity(test["features"], labels, k),
                   "purity_logits": knn_purity(test["logits"], labels, k)}

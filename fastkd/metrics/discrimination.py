@@ -10,7 +10,10 @@ classes are more separated. With unit rows u_i and class sums S_c everything is 
 from i, so the first n_c - 1 self-pairs (value |u_i|^2, i.e. 1) are added, normaliser
 2 / (n_c (n_c - 1)); the inter sum counts only pairs whose within-class indices satisfy j > i
 (dataset order) yet divides by n_a n_b; both class averages divide by L, the number of distinct
-argmax classes of X. Suffix sums of each class's rows make that O(K * N * D), not O(N^2 D).
+*predicted* classes. The authors ran it on softmax outputs, where argmax(X) is the prediction;
+on logits or features pass the network's ``predictions`` (otherwise L counts argmax feature
+dimensions and the score means nothing). With L < 2 (a network predicting one class) the paper
+variant is undefined. Suffix sums of each class's rows make it O(K * N * D), not O(N^2 D).
 
 ``gdv`` is the Generalized Discrimination Value (Schilling et al., arXiv 1811.01753): the same
 z-scoring, Euclidean distance instead of cosine similarity, lower = better separated. Mean
@@ -37,15 +40,17 @@ class CDResult(NamedTuple):
 
 
 def _column_stats(x: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column mean and population std in float64, streamed over row blocks."""
+    """Per-column mean and population std in float64, in two streamed passes (the variance from
+    deviations about the mean, so a large common offset does not cancel catastrophically)."""
     s1 = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+    for i in range(0, len(x), block):
+        s1 += x[i:i + block].double().sum(0)
+    mean = s1 / len(x)
     s2 = torch.zeros_like(s1)
     for i in range(0, len(x), block):
-        c = x[i:i + block].double()
-        s1 += c.sum(0)
+        c = x[i:i + block].double() - mean
         s2 += (c * c).sum(0)
-    mean = s1 / len(x)
-    std = (s2 / len(x) - mean * mean).clamp_min(0).sqrt()
+    std = (s2 / len(x)).sqrt()
     return mean, torch.where(std > 0, std, torch.ones_like(std))
 
 
@@ -60,8 +65,16 @@ def _unit_rows(z: torch.Tensor) -> torch.Tensor:
     return z / torch.where(norm > 0, norm, torch.ones_like(norm))  # a zero row stays zero (similarity 0)
 
 
-def class_discrimination(features, labels, variant: str = "clean", *, block: int = 4096) -> CDResult:
+class UndefinedMetric(ValueError):
+    """The metric has no value for these inputs (e.g. the network predicts a single class)."""
+
+
+def class_discrimination(features, labels, variant: str = "clean", *, predictions=None, block: int = 4096) -> CDResult:
     """Class-Discrimination score of ``features`` (N, D) with integer ``labels`` (N,).
+
+    ``predictions`` (N class ids, optional) give the paper variant's L, the number of distinct
+    predicted classes; without them L counts the distinct argmax columns of ``features`` (right
+    for softmax outputs only).
 
     Numpy arrays or torch tensors (on any device); float64 accumulation; no N x N matrix.
     ``clean`` streams over row blocks (memory independent of N); ``paper`` and ``gdv`` hold one
@@ -85,7 +98,14 @@ def class_discrimination(features, labels, variant: str = "clean", *, block: int
         members = [torch.nonzero(y == c).flatten() for c in classes]  # dataset order within each class
         if min(len(m) for m in members) < 2:
             raise ValueError("the paper variant divides by n_c (n_c - 1): every class needs >= 2 points")
-        intra, inter, L = _paper_terms(_unit_rows(z), members, x)
+        pred = x.argmax(1) if predictions is None else torch.as_tensor(predictions).to(x.device).view(-1)
+        if pred.shape != y.shape:
+            raise ValueError(f"predictions must be (N,) with N={len(y)}, got shape {tuple(pred.shape)}")
+        L = int(torch.unique(pred).numel())
+        if L < 2:
+            raise UndefinedMetric(f"undefined: the network predicts a single class (L = {L}), and the paper "
+                                  "variant divides by L (L - 1) / 2")
+        intra, inter = _paper_terms(_unit_rows(z), members)
     term1 = sum(intra) / (L if L is not None else len(intra))
     n_pairs = (L * (L - 1) / 2) if L is not None else len(inter)
     term2 = sum(inter) / n_pairs
@@ -108,7 +128,7 @@ def _clean_terms(x, y, classes, stats, block):
     return intra, inter
 
 
-def _paper_terms(u, members, x):
+def _paper_terms(u, members):
     intra, inter = [], []
     rows = [u[m] for m in members]
     for r in rows:
@@ -125,8 +145,7 @@ def _paper_terms(u, members, x):
             m = min(na, nb - 1)  # i with some j > i inside class b
             s = (rows[a][:m] * suffix[b][1:m + 1]).sum() if m > 0 else torch.zeros((), dtype=torch.float64)
             inter.append((s / (na * nb)).item())
-    L = int(torch.unique(x.argmax(1)).numel())
-    return intra, inter, L
+    return intra, inter
 
 
 def _block_distance_sum(a: torch.Tensor, b: torch.Tensor, block: int, same: bool) -> float:
