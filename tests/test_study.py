@@ -126,7 +126,7 @@ def test_demo_preset_end_to_end_through_the_cli_at_reduced_size(tmp_path, capsys
     assert teacher["config"]["augment"] == "cutmix" and teacher["metrics"]["test_examples"] == 100
     (out / "report" / "summary.md").unlink()
     assert cli_main(["report", str(out)]) == 0 and (out / "report" / "summary.md").is_file()
-    assert "| lenet | scratch |" in capsys.readouterr().out
+    assert "| lenet | - | scratch | scratch |" in capsys.readouterr().out
     assert cli_main(["metric", str(out / "runs" / "scratch-lenet-s0"), "--variants", "paper"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["class_discrimination"]["features"]) == {"paper"}

@@ -29,8 +29,14 @@ def welch_t_test(a, b) -> tuple[float, float]:
 
 def spearman(x, y) -> float:
     """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
+    return spearman_test(x, y)[0]
+
+
+def spearman_test(x, y) -> tuple[float, float]:
+    """(rho, two-sided p) of Spearman's rank correlation; (nan, nan) for < 3 points or a constant."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
-        return math.nan
+        return math.nan, math.nan
     from scipy import stats
-    return float(stats.spearmanr(x, y).statistic)
+    r = stats.spearmanr(x, y)
+    return float(r.statistic), float(r.pvalue)

@@ -1,4 +1,10 @@
-"""Aggregate ledger records into the study's tables and write them (and the plots)."""
+"""Aggregate ledger records into the study's tables and write them (with the summary and plots).
+
+Every grid dimension that varies (teacher model, augmentation, student model, distillation
+setting) is a column, so rows of a 2-teacher x 2-setting grid stay distinguishable. Accuracies
+are fractions in tables.json and percentages (columns ending ``_pct``) in the CSVs and the
+summary; ``±`` is the sample standard deviation over the seeds of a cell.
+"""
 from __future__ import annotations
 
 import csv
@@ -8,51 +14,46 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .stats import mean_std, welch_t_test
+from ..atomic import write_atomic
+from .common import augment_rank, cd_entry, done, finite
+from .stats import mean_std, spearman_test, welch_t_test
 
 SIGNIFICANCE = 0.05
-_AUG_ORDER = ["none", "crop_flip", "cutout", "mixup", "cutmix"]
+REPRESENTATIONS = ("softmax", "logits", "features")
+VARIANT_NOTES = {
+    "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
+             "L = distinct predicted classes); higher = classes more separated",
+    "clean": "the intended formula: mean intra-class minus mean inter-class cosine similarity of z-scored "
+             "points, / sqrt(D); higher = more separated",
+    "gdv": "Schilling et al.'s Generalized Discrimination Value: the same with Euclidean distance; "
+           "lower (more negative) = more separated",
+}
 
 
-def augment_rank(aug: str) -> tuple:
-    """The paper's order of augmentations; compositions after, the scratch baseline last."""
-    return (aug == "scratch", _AUG_ORDER.index(aug) if aug in _AUG_ORDER else len(_AUG_ORDER), aug)
-
-
-def _fmt(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
-    if math.isnan(mean):
-        return "-"
-    s = f"{scale * mean:.{digits}f}"
-    return s + (f" ± {scale * std:.{digits}f}" if not math.isnan(std) else "")
-
-
-def _cd(rec, rep="softmax", variant="paper"):
-    return rec.get("analysis", {}).get("class_discrimination", {}).get(rep, {}).get(variant, {})
+def _agg(recs, get):
+    return mean_std([get(r) for r in recs if finite(get(r))])
 
 
 def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     """Rows (lists of dicts) for each table, aggregated over seeds."""
-    done = [r for r in records if r["status"] == "done"]
-    teachers = defaultdict(list)
-    students = defaultdict(list)
-    for r in done:
+    ok = done(records)
+    teachers, students = defaultdict(list), defaultdict(list)
+    for r in ok:
         lab = r["labels"]
         if r["kind"] == "teacher":
             teachers[(lab["teacher_model"], lab["augment"])].append(r)
         else:
-            key = (lab["student_model"], lab.get("teacher_model", "-"), lab["augment"], lab["distill"])
-            students[key].append(r)
-
-    def agg(recs, get):
-        return mean_std([get(r) for r in recs])
+            students[(lab["student_model"], lab.get("teacher_model", "-"), lab["augment"], lab["distill"])].append(r)
 
     t_rows = []
     for (tm, aug), recs in teachers.items():
-        m, s, n = agg(recs, lambda r: r["metrics"]["test_accuracy"])
-        e, es, _ = agg(recs, lambda r: r["analysis"]["calibration"]["ece"])
-        cd, cds, _ = agg(recs, lambda r: _cd(r, "features", "clean").get("score"))
-        t_rows.append({"teacher": tm, "augment": aug, "seeds": n, "test_accuracy": m, "test_accuracy_std": s,
-                       "ece": e, "ece_std": es, "cd_features_clean": cd, "cd_features_clean_std": cds})
+        m, s, n = _agg(recs, lambda r: r["metrics"]["test_accuracy"])
+        row = {"teacher": tm, "augment": aug, "seeds": n, "test_accuracy": m, "test_accuracy_std": s}
+        for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
+                         ("cd_features_clean", lambda r: cd_entry(r, "features", "clean").get("score")),
+                         ("cd_features_paper", lambda r: cd_entry(r, "features", "paper").get("score"))):
+            row[key], row[key + "_std"], _ = _agg(recs, get)
+        t_rows.append(row)
 
     s_rows = []
     for (sm, tm, aug, dname), recs in students.items():
@@ -62,110 +63,127 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                "test_accuracy_std": s}
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
-            t, p = welch_t_test(accs, [r["metrics"]["test_accuracy"] for r in ref])
-            row |= {"delta_vs_reference": m - mean_std([r["metrics"]["test_accuracy"] for r in ref])[0],
-                    "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
+            ref_accs = [r["metrics"]["test_accuracy"] for r in ref]
+            t, p = welch_t_test(accs, ref_accs)
+            row |= {"delta_vs_reference": m - mean_std(ref_accs)[0], "welch_t": t, "p_value": p,
+                    "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
         for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
                          ("kl_teacher_student", lambda r: r["analysis"].get("fidelity", {}).get("kl")),
-                         ("cd_softmax_paper", lambda r: _cd(r, "softmax", "paper").get("score")),
+                         ("cd_softmax_paper", lambda r: cd_entry(r, "softmax", "paper").get("score")),
                          ("knn_purity_features", lambda r: r["analysis"]["knn"]["purity_features"]),
                          ("knn_accuracy_features", lambda r: r["analysis"]["knn"].get("accuracy_features"))):
-            v, vs, _ = agg(recs, get)
-            row[key], row[key + "_std"] = v, vs
+            row[key], row[key + "_std"], _ = _agg(recs, get)
         s_rows.append(row)
 
     cd_rows, knn_rows, cal_rows = [], [], []
-    for r in done:
+    for r in ok:
         lab, a = r["labels"], r["analysis"]
-        who = {"run": r["id"], "kind": r["kind"], "model": r["config"]["model"], "augment": lab["augment"],
-               "distill": lab.get("distill", "-"), "seed": lab["seed"]}
+        who = {"run": r["id"], "kind": r["kind"], "model": r["config"]["model"],
+               "teacher": lab.get("teacher_model", "-") if r["kind"] == "student" else "-",
+               "augment": lab["augment"], "distill": lab.get("distill", "-"), "seed": lab["seed"]}
         for rep, variants in a["class_discrimination"].items():
             for v, res in variants.items():
-                if "score" in res:
-                    cd_rows.append(who | {"representation": rep, "variant": v, "score": res["score"],
-                                          "intra": res["intra"], "inter": res["inter"]})
+                cd_rows.append(who | {"representation": rep, "variant": v, "score": res.get("score"),
+                                      "intra": res.get("intra"), "inter": res.get("inter"),
+                                      "undefined": res.get("undefined", res.get("error", ""))})
         knn_rows.append(who | a["knn"])
         cal_rows.append(who | {k: a["calibration"][k] for k in ("accuracy", "ece", "mce", "nll")}
                         | ({"agreement": a["fidelity"]["agreement"], "kl_teacher_student": a["fidelity"]["kl"]}
                            if "fidelity" in a else {}))
-    failed = [{"run": r["id"], "status": r["status"], "error": r.get("error", "")} for r in records if r["status"] != "done"]
+    failed = [{"run": r["id"], "status": r["status"], "error": r.get("error", "")} for r in records
+              if r.get("status") != "done"]
     t_rows.sort(key=lambda r: (r["teacher"], augment_rank(r["augment"])))
-    s_rows.sort(key=lambda r: (r["student"], r["distill"] == "scratch", r["distill"], augment_rank(r["augment"])))
-    return {"teachers": t_rows, "students": s_rows, "class_discrimination": cd_rows, "knn": knn_rows,
+    s_rows.sort(key=lambda r: (r["student"], r["distill"] == "scratch", r["distill"], r["teacher"],
+                               augment_rank(r["augment"])))
+    return {"teachers": t_rows, "students": s_rows, "class_discrimination": cd_rows,
+            "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
             "calibration_fidelity": cal_rows, "failed": failed}
 
 
-def _markdown(rows: list[dict], columns: list[tuple[str, str]]) -> str:
-    head = "| " + " | ".join(c[1] for c in columns) + " |\n|" + "---|" * len(columns) + "\n"
-    lines = []
-    for r in rows:
-        lines.append("| " + " | ".join(str(_cell(r, c[0])) for c in columns) + " |")
-    return head + "\n".join(lines) + "\n"
+def cd_correlation(ok: list[dict]) -> list[dict]:
+    """Spearman's rho between distilled students' accuracy and their CD, per representation and
+    variant (the from-scratch students are left out: they have no teacher to explain)."""
+    rows = []
+    distilled = [r for r in ok if r["kind"] == "student" and r["labels"].get("distill") != "scratch"]
+    variants = sorted({v for r in distilled for rep in r["analysis"]["class_discrimination"].values() for v in rep})
+    for rep in REPRESENTATIONS:
+        for v in variants:
+            pts = [(cd_entry(r, rep, v).get("score"), r["metrics"]["test_accuracy"]) for r in distilled]
+            ok_pts = [p for p in pts if finite(p[0])]
+            rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
+            rows.append({"representation": rep, "variant": v, "students": len(ok_pts),
+                         "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "p_value": p})
+    return rows
 
 
-def _cell(r: dict, key: str):
-    if key in ("test_accuracy", "ece", "agreement", "knn_purity_features", "knn_accuracy_features"):
-        return _fmt(r.get(key, math.nan) if r.get(key) is not None else math.nan, r.get(key + "_std", math.nan) or math.nan)
-    if key in ("cd_softmax_paper", "cd_features_clean", "kl_teacher_student"):
-        v = r.get(key)
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else _fmt(v, r.get(key + "_std", math.nan) or math.nan, 1.0, 4)
-    if key == "p_value":
-        p = r.get("p_value")
-        if p is None or (isinstance(p, float) and math.isnan(p)):
-            return "-" if "p_value" not in r else "n/a (1 seed)"
-        return f"{p:.3g}{' *' if r.get('significant') else ''}"
-    if key == "delta_vs_reference":
-        d = r.get(key)
-        return "-" if d is None else f"{100 * d:+.2f}"
-    v = r.get(key, "")
-    return f"{v:.4f}" if isinstance(v, float) else v
+def _knn_summary(knn_rows: list[dict]) -> list[dict]:
+    cells = defaultdict(list)
+    for r in knn_rows:
+        cells[(r["kind"], r["model"], r["teacher"], r["augment"], r["distill"])].append(r)
+    out = []
+    for (kind, model, teacher, aug, dname), rows in cells.items():
+        row = {"kind": kind, "model": model, "teacher": teacher, "augment": aug, "distill": dname, "seeds": len(rows),
+               "k": rows[0]["k"]}
+        for key in ("purity_features", "purity_logits", "accuracy_features"):
+            row[key], row[key + "_std"], _ = mean_std([x[key] for x in rows if finite(x.get(key))])
+        out.append(row)
+    out.sort(key=lambda r: (r["kind"] != "teacher", r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
+    return out
 
 
-def _csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+# ---- files --------------------------------------------------------------------------------------
+PERCENT = ("test_accuracy", "ece", "agreement", "knn_purity_features", "knn_accuracy_features", "accuracy",
+           "purity_features", "purity_logits", "accuracy_features", "delta_vs_reference", "mce")
+
+
+def _round(v):
+    if isinstance(v, float):
+        return v if not math.isfinite(v) else float(f"{v:.6g}")
+    return v
+
+
+def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """CSV with fractions shown as percentages (columns renamed ``*_pct``, 2 decimals) and other
+    numbers to 6 significant digits; the header is written even with no rows."""
+    keys = columns or list(dict.fromkeys(k for r in rows for k in r))
+    name = {k: (k.replace("_std", "") + "_pct_std" if k.endswith("_std") and k[:-4] in PERCENT else
+                k + "_pct" if k in PERCENT else k) for k in keys}
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(rows)
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([name[k] for k in keys])
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k)
+            base = k[:-4] if k.endswith("_std") else k
+            if base in PERCENT and finite(v):
+                v = round(100 * v, 2)
+            cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else _round(v))
+        w.writerow(cells)
     return buf.getvalue()
 
 
-def summary_text(tables: dict, reference_augment: str, unreadable=()) -> str:
-    out = ["## Teachers (test accuracy %, ECE %, CD of penultimate features)",
-           _markdown(tables["teachers"], [("teacher", "teacher"), ("augment", "augment"), ("seeds", "seeds"),
-                                          ("test_accuracy", "accuracy"), ("ece", "ECE"), ("cd_features_clean", "CD (features, clean)")]),
-           f"## Students (test accuracy %; difference and Welch p-value vs the student of the "
-           f"'{reference_augment}' teacher, * = p < {SIGNIFICANCE})",
-           _markdown(tables["students"], [("student", "student"), ("distill", "distill"), ("augment", "teacher aug"),
-                                          ("seeds", "seeds"), ("test_accuracy", "accuracy"),
-                                          ("delta_vs_reference", "Δ pts"), ("p_value", "p"),
-                                          ("agreement", "agreement %"), ("cd_softmax_paper", "CD (softmax, paper)"),
-                                          ("ece", "ECE %")])]
-    if tables["failed"]:
-        out += ["## Runs that did not finish", _markdown(tables["failed"], [("run", "run"), ("status", "status"), ("error", "error")])]
-    if unreadable:
-        out += ["## Ledger records that could not be read (left out above; rerun the study to redo them)",
-                _markdown([{"file": f, "why": w} for f, w in unreadable], [("file", "file"), ("why", "problem")])]
-    return "\n".join(out)
+CSV_COLUMNS = {"failed": ["run", "status", "error"]}
 
 
 def write_report(records: list[dict], out_dir, *, reference_augment: str = "none", unreadable=()) -> dict:
     from .plots import write_plots
+    from .summary import study_context, summary_text
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables(records, reference_augment)
     paths = {}
     for name, rows in tables.items():
-        (out / f"{name}.csv").write_text(_csv(rows))
+        write_atomic(out / f"{name}.csv", csv_text(rows, CSV_COLUMNS.get(name)), what="report table")
         paths[f"{name}.csv"] = out / f"{name}.csv"
-    (out / "tables.json").write_text(json.dumps(tables, indent=2, default=str) + "\n")
+    write_atomic(out / "tables.json", json.dumps(tables, indent=2, default=str) + "\n", what="report tables")
     paths["tables.json"] = out / "tables.json"
-    text = summary_text(tables, reference_augment, unreadable)
-    (out / "summary.md").write_text(text)
+    plots = write_plots(records, tables, out)
+    paths |= {name: p for name, (p, _) in plots.items()}
+    text = summary_text(tables, study_context(records), reference_augment, unreadable,
+                        {name: what for name, (_, what) in plots.items()})
+    write_atomic(out / "summary.md", text, what="report summary")
     paths["summary.md"] = out / "summary.md"
-    paths |= write_plots(records, tables, out)
     paths["summary_text"] = text
     return paths

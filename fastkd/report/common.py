@@ -1,0 +1,42 @@
+"""What the report's tables and plots share: the order and colour of augmentations, how a
+student is named, how a run's metrics are read from its ledger record."""
+from __future__ import annotations
+
+import math
+
+_AUG_ORDER = ["none", "crop_flip", "cutout", "mixup", "cutmix"]
+# one colour per augmentation in every plot (matplotlib's tab10, in the paper's order)
+_AUG_COLOURS = {"none": "#1f77b4", "crop_flip": "#ff7f0e", "cutout": "#2ca02c", "mixup": "#d62728",
+                "cutmix": "#9467bd", "scratch": "#7f7f7f"}
+_EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
+
+
+def augment_rank(aug: str) -> tuple:
+    """The paper's order of augmentations; compositions after, the scratch baseline last."""
+    return (aug == "scratch", _AUG_ORDER.index(aug) if aug in _AUG_ORDER else len(_AUG_ORDER), aug)
+
+
+def augment_colour(aug: str) -> str:
+    if aug in _AUG_COLOURS:
+        return _AUG_COLOURS[aug]
+    return _EXTRA_COLOURS[sum(map(ord, aug)) % len(_EXTRA_COLOURS)]  # stable across runs and plots
+
+
+def finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def cd_entry(rec: dict, rep: str = "softmax", variant: str = "paper") -> dict:
+    """The class-discrimination result of a record: {score, intra, inter} or {undefined: why}."""
+    return rec.get("analysis", {}).get("class_discrimination", {}).get(rep, {}).get(variant, {})
+
+
+def student_label(student: str, teacher: str, distill: str, augment: str | None = None) -> str:
+    """'lenet <- resnet8 (kd)', the scratch baseline as 'lenet from scratch'."""
+    if distill == "scratch":
+        return f"{student} from scratch"
+    return f"{student} \u2190 {teacher}{'/' + augment if augment else ''} ({distill})"
+
+
+def done(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("status") == "done"]

@@ -1,0 +1,155 @@
+"""``summary.md``: the study's tables in Markdown, with what a reader needs to read them alone:
+the data, schedule, split and seeds, what ``±`` is, what each CD variant measures and which way
+is better, and which plots were written."""
+from __future__ import annotations
+
+from collections import Counter
+
+from .common import done, finite
+from .tables import SIGNIFICANCE, VARIANT_NOTES
+
+
+def _values(records, get) -> list:
+    seen = []
+    for r in records:
+        try:
+            v = get(r)
+        except (KeyError, TypeError):
+            continue
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def _one_or_list(values) -> str:
+    return ", ".join(str(v) for v in values) if values else "-"
+
+
+def study_context(records: list[dict]) -> dict:
+    ok = done(records)
+    teachers = [r for r in ok if r["kind"] == "teacher"]
+    students = [r for r in ok if r["kind"] == "student"]
+    cells = Counter((r["kind"], r["config"]["model"], r["labels"].get("teacher_model"), r["labels"]["augment"],
+                     r["labels"].get("distill")) for r in ok)
+    data = _values(ok, lambda r: (r["config"]["data"]["name"], r["config"]["data"].get("path")))
+    sizes = _values(ok, lambda r: tuple(sorted(r["metrics"]["data_sizes"].items())))
+    return {
+        "data": [f"{n}" + (f" ({p})" if p else "") for n, p in data],
+        "sizes": [", ".join(f"{k} {v:,}" for k, v in s) for s in sizes],
+        "teacher_epochs": _values(teachers, lambda r: r["config"]["train"]["epochs"]),
+        "student_epochs": _values(students, lambda r: r["config"]["train"]["epochs"]),
+        "select": _values(ok, lambda r: f"{r['kind']}s: {r['config']['train']['select']}"),
+        "val_split": _values(ok, lambda r: r["config"]["data"]["val_split"]),
+        "seeds": max(cells.values()) if cells else 0,
+        "min_seeds": min(cells.values()) if cells else 0,
+        "distill": _values([r for r in students if r["labels"]["distill"] != "scratch"],
+                           lambda r: (r["labels"]["distill"], r["config"]["distill"]["temperature"],
+                                                r["config"]["distill"]["gamma"], r["config"]["distill"]["reduction"])),
+        "undefined": sum(1 for r in ok for rep in r["analysis"]["class_discrimination"].values()
+                         for v in rep.values() if "score" not in v),
+    }
+
+
+def _pct(mean, std=None) -> str:
+    if not finite(mean):
+        return "-"
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if finite(std) else "")
+
+
+def _num(mean, std=None, digits=4) -> str:
+    if not finite(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
+
+
+def _p(row) -> str:
+    p = row.get("p_value")
+    if "p_value" not in row:
+        return "-"
+    if not finite(p):
+        return "n/a"
+    return f"{p:.3g}{' *' if row.get('significant') else ''}"
+
+
+def _table(rows, columns) -> str:
+    head = "| " + " | ".join(c for c, _ in columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "\n".join("| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows) + "\n"
+
+
+def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(), plots: dict | None = None) -> str:
+    n = ctx["seeds"]
+    spread = (f"`±` is the sample standard deviation over the seeds of a cell (n = {ctx['min_seeds']}"
+              + (f" to {n}" if ctx["min_seeds"] != n else "") + " seeds)") if n > 1 else \
+        "one seed per cell: no spread can be estimated and differences between cells are not testable"
+    distill = "; ".join(f"{d}: T = {t:g}, gamma = {g:g}, KL reduction {red}" for d, t, g, red in ctx["distill"])
+    out = ["# Study summary", "",
+           f"- Data: {_one_or_list(ctx['data'])}; images per split: {_one_or_list(ctx['sizes'])}",
+           f"- Epochs: teachers {_one_or_list(ctx['teacher_epochs'])}, students {_one_or_list(ctx['student_epochs'])};"
+           f" checkpoint selection: {_one_or_list(ctx['select'])}; validation split: "
+           f"{_one_or_list(ctx['val_split'])} (0 = none)",
+           f"- Distillation: {distill or '-'}",
+           f"- Accuracies are test-set percentages; {spread}.", ""]
+    out += ["## Teachers", "",
+            "Test accuracy, expected calibration error (ECE, %), and the class discrimination of the "
+            "penultimate features (clean and paper variants: higher = classes more separated).", "",
+            _table(tables["teachers"], [
+                ("teacher", lambda r: r["teacher"]), ("augment", lambda r: r["augment"]), ("seeds", lambda r: r["seeds"]),
+                ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
+                ("ECE %", lambda r: _pct(r["ece"], r["ece_std"])),
+                ("CD features, clean", lambda r: _num(r["cd_features_clean"], r["cd_features_clean_std"])),
+                ("CD features, paper", lambda r: _num(r["cd_features_paper"], r["cd_features_paper_std"]))])]
+    if n > 1:
+        delta_note = (f"Δ: difference in points from the student of the same teacher model and setting trained from the "
+                      f"'{reference_augment}' teacher; p: Welch's t-test on the seeds, * = p < {SIGNIFICANCE}.")
+    else:
+        delta_note = (f"Δ: difference in points from the student of the '{reference_augment}' teacher. With one seed "
+                      "per cell it is not testable: treat differences below a few points as noise.")
+    out += ["## Students", "",
+            "A student row names the teacher model it was distilled from, the teacher's augmentation and the "
+            "distillation setting; `scratch` rows are the same student trained without a teacher. "
+            + delta_note + " Agreement: top-1 agreement with the teacher on the test set. CD: softmax outputs, "
+            "paper variant (as the paper reports it).", "",
+            _table(tables["students"], [
+                ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
+                ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
+                ("seeds", lambda r: r["seeds"]), ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
+                ("Δ pts", lambda r: f"{100 * r['delta_vs_reference']:+.2f}" if "delta_vs_reference" in r else "-"),
+                ("p", _p), ("agreement %", lambda r: _pct(r["agreement"], r["agreement_std"])),
+                ("CD softmax, paper", lambda r: _num(r["cd_softmax_paper"], r["cd_softmax_paper_std"])),
+                ("ECE %", lambda r: _pct(r["ece"], r["ece_std"]))])]
+    out += ["## Class discrimination", "",
+            "Computed on each network's test-set softmax outputs, logits and penultimate features. Variants:", ""]
+    out += [f"- `{v}`: {note}" for v, note in VARIANT_NOTES.items()]
+    out += ["", "Teachers are summarised by their features (their latent space, the metric's stated target) and "
+            "students by their softmax outputs with the paper variant (what the paper reported); every value is in "
+            "class_discrimination.csv. Does CD explain the distilled students' accuracy? Spearman's rho over the "
+            "distilled students (the from-scratch students are left out):", "",
+            _table(tables["cd_correlation"], [
+                ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),
+                ("students", lambda r: r["students"]), ("undefined", lambda r: r["undefined"]),
+                ("Spearman rho", lambda r: _num(r["spearman_rho"], digits=3)),
+                ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a")])]
+    if ctx["undefined"]:
+        out += [f"{ctx['undefined']} CD value(s) are undefined (e.g. a network that predicts a single class has no "
+                "paper-variant score); they are left out of means and correlations and listed in "
+                "class_discrimination.csv with the reason.", ""]
+    out += ["## k-NN in the latent space", "",
+            "Purity: share of each test point's k nearest test neighbours (cosine) with its own label. Accuracy: "
+            "k-NN classification of the test set against the training set's features.", "",
+            _table(tables["knn"], [
+                ("kind", lambda r: r["kind"]), ("model", lambda r: r["model"]), ("teacher", lambda r: r["teacher"]),
+                ("augment", lambda r: r["augment"]), ("distill", lambda r: r["distill"]), ("k", lambda r: r["k"]),
+                ("purity features %", lambda r: _pct(r["purity_features"], r["purity_features_std"])),
+                ("purity logits %", lambda r: _pct(r["purity_logits"], r["purity_logits_std"])),
+                ("k-NN accuracy %", lambda r: _pct(r["accuracy_features"], r["accuracy_features_std"]))])]
+    if plots:
+        out += ["## Plots", ""] + [f"- `{name}`: {what}" for name, what in plots.items()] + [""]
+    if tables["failed"]:
+        out += ["## Runs that did not finish", "",
+                _table(tables["failed"], [("run", lambda r: r["run"]), ("status", lambda r: r["status"]),
+                                          ("error", lambda r: str(r["error"]).replace("|", "/")[:200])])]
+    if unreadable:
+        out += ["## Ledger records that could not be read (left out above; rerun the study to redo them)", "",
+                _table([{"file": f, "why": w} for f, w in unreadable],
+                       [("file", lambda r: r["file"]), ("problem", lambda r: r["why"])])]
+    return "\n".join(out)

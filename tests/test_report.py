@@ -1,0 +1,146 @@
+"""The report of a grid with every dimension varying (2 teacher models x 2 distillation settings x
+2 seeds): rows and plot series stay distinguishable, baselines are drawn once, the summary explains
+itself. Records are built here with known values, so every number can be checked."""
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from fastkd.report import plots as P
+from fastkd.report import write_report
+from fastkd.report.tables import build_tables
+
+TEACHERS, AUGS, SETTINGS, SEEDS = ["resnet8", "resnet14"], ["none", "mixup"], ["kd", "kd-mixup"], [0, 1]
+
+
+def _analysis(acc, ece, cd, seed):
+    count = [0] * 8 + [40, 60]
+    return {"calibration": {"accuracy": acc, "ece": ece, "mce": ece, "nll": 1.0},
+            "reliability": {"count": count, "confidence": [0.05 + 0.1 * i for i in range(10)],
+                            "accuracy": [0.0] * 8 + [0.8 + 0.01 * seed, 0.9], "edges": [i / 10 for i in range(11)]},
+            "class_discrimination": {rep: {"paper": ({"score": cd, "intra": 0.4, "inter": 0.1} if cd is not None else
+                                                     {"undefined": "undefined: the network predicts a single class"}),
+                                           "clean": {"score": cd or 0.1, "intra": 0.4, "inter": 0.1}}
+                                     for rep in ("softmax", "logits", "features")},
+            "knn": {"k": 5, "purity_features": acc - 0.05, "purity_logits": acc - 0.04, "accuracy_features": acc - 0.02}}
+
+
+def _cfg(model, epochs, gamma=0.5):
+    return {"model": model, "data": {"name": "sample", "path": None, "val_split": 0},
+            "train": {"epochs": epochs, "select": "last"},
+            "distill": {"temperature": 4.0, "gamma": gamma, "reduction": "batchmean"}}
+
+
+def grid_records():
+    recs = []
+    for seed in SEEDS:
+        for ti, tm in enumerate(TEACHERS):
+            for ai, aug in enumerate(AUGS):
+                acc = 0.6 + 0.1 * ti + 0.02 * ai + 0.01 * seed
+                recs.append({"id": f"teacher-{tm}-{aug}-s{seed}", "kind": "teacher", "status": "done",
+                             "labels": {"teacher_model": tm, "augment": aug, "seed": seed}, "config": _cfg(tm, 3),
+                             "metrics": {"test_accuracy": acc, "data_sizes": {"train": 500, "test": 100}},
+                             "analysis": _analysis(acc, 0.05 + 0.01 * ai, 0.2 + 0.01 * ai, seed)})
+                for di, d in enumerate(SETTINGS):
+                    sacc = 0.4 + 0.05 * ti + 0.03 * di - 0.02 * ai + 0.005 * seed
+                    cd = None if (ti, ai, di, seed) == (1, 1, 1, 1) else 0.1 + sacc / 10
+                    a = _analysis(sacc, 0.02, cd, seed) | {"fidelity": {"agreement": 0.7, "kl": 0.3}}
+                    recs.append({"id": f"student-lenet-{d}-from-{tm}-{aug}-s{seed}", "kind": "student", "status": "done",
+                                 "labels": {"teacher_model": tm, "augment": aug, "seed": seed, "student_model": "lenet",
+                                            "distill": d},
+                                 "config": _cfg("lenet", 2), "metrics": {"test_accuracy": sacc,
+                                                                         "data_sizes": {"train": 500, "test": 100}},
+                                 "analysis": a})
+        recs.append({"id": f"scratch-lenet-s{seed}", "kind": "student", "status": "done",
+                     "labels": {"student_model": "lenet", "distill": "scratch", "augment": "scratch", "seed": seed},
+                     "config": _cfg("lenet", 2, gamma=0.0),
+                     "metrics": {"test_accuracy": 0.35 + 0.01 * seed, "data_sizes": {"train": 500, "test": 100}},
+                     "analysis": _analysis(0.35 + 0.01 * seed, 0.1, 0.12, seed)})
+    return recs
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    captured = {}
+    monkeypatch.setattr(P, "_save", lambda fig, path, dpi=120: captured.__setitem__(path.name, fig))
+    return captured
+
+
+def _legend(ax) -> list[str]:
+    leg = ax.get_legend()
+    return [t.get_text() for t in leg.get_texts()] if leg else []
+
+
+def test_student_rows_name_their_teacher_and_setting():
+    t = build_tables(grid_records())
+    keys = [(r["student"], r["teacher"], r["augment"], r["distill"]) for r in t["students"]]
+    assert len(keys) == len(set(keys)) == len(TEACHERS) * len(AUGS) * len(SETTINGS) + 1
+    row = next(r for r in t["students"] if (r["teacher"], r["augment"], r["distill"]) == ("resnet14", "mixup", "kd"))
+    accs = [0.4 + 0.05 - 0.02 + 0.005 * s for s in SEEDS]
+    assert row["test_accuracy"] == pytest.approx(np.mean(accs)) and row["seeds"] == 2
+    assert row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    ref = [0.4 + 0.05 + 0.005 * s for s in SEEDS]  # the none-teacher student of the same teacher and setting
+    assert row["delta_vs_reference"] == pytest.approx(np.mean(accs) - np.mean(ref))
+    # the undefined CD value is left out of its cell's mean and of the correlation, and counted
+    cell = next(r for r in t["students"] if (r["teacher"], r["augment"], r["distill"]) == ("resnet14", "mixup", "kd-mixup"))
+    assert cell["cd_softmax_paper"] == pytest.approx(0.1 + (0.4 + 0.05 + 0.03 - 0.02) / 10)
+    corr = next(r for r in t["cd_correlation"] if (r["representation"], r["variant"]) == ("softmax", "paper"))
+    assert corr["students"] == 15 and corr["undefined"] == 1  # 16 distilled students, scratch excluded
+
+
+def test_accuracy_plot_has_a_panel_per_teacher_and_one_baseline_each(figures, tmp_path):
+    P.plot_accuracy_by_augment(build_tables(grid_records()), tmp_path / "accuracy_by_augment.png")
+    axes = [a for a in figures["accuracy_by_augment.png"].axes if a.get_legend()]
+    assert [a.get_title() for a in axes] == ["teacher model resnet14", "teacher model resnet8"]
+    for ax, tm in zip(axes, ["resnet14", "resnet8"]):
+        labels = _legend(ax)
+        assert f"teacher {tm} (n=2)" in labels
+        assert f"lenet \u2190 {tm} (kd) (n=2)" in labels and f"lenet \u2190 {tm} (kd-mixup) (n=2)" in labels
+        assert sum("from scratch" in lab for lab in labels) == 1
+    assert "sample std over n seeds" in figures["accuracy_by_augment.png"]._suptitle.get_text()
+
+
+def test_cd_plot_counts_distilled_students_and_says_which_way_is_better(figures, tmp_path):
+    P.plot_cd_vs_accuracy(grid_records(), tmp_path / "cd.png")
+    ax = figures["cd.png"].axes[0]
+    assert "n = 15 students" in ax.get_title() and "1 undefined left out" in ax.get_title()
+    assert "p = " in ax.get_title() and "higher = more separated" in ax.get_xlabel()
+    assert "from scratch (not in rho)" in _legend(ax)
+
+
+def test_reliability_panels_name_what_they_show_and_ece_matches_the_table(figures, tmp_path):
+    recs = grid_records()
+    P.plot_reliability(recs, tmp_path / "rel.png")
+    axes = [a for a in figures["rel.png"].axes if a.get_legend()]
+    titles = [a.get_title() for a in axes]
+    assert titles == ["teacher augmentation: none", "teacher augmentation: mixup", "students from scratch"]
+    t = build_tables(recs)
+    none_teacher = next(r for r in t["teachers"] if (r["teacher"], r["augment"]) == ("resnet8", "none"))
+    assert f"teacher resnet8: ECE {100 * none_teacher['ece']:.1f}% (n=2)" in " ".join(_legend(axes[0])) or \
+        any(lab.startswith(f"teacher resnet8: ECE {100 * none_teacher['ece']:.1f}%") for lab in _legend(axes[0]))
+
+
+def test_summary_explains_itself_and_every_file_is_listed(tmp_path):
+    paths = write_report(grid_records(), tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    for needle in ("Data: sample", "Epochs: teachers 3, students 2", "sample standard deviation over the seeds",
+                   "| student | teacher | teacher aug | distill |", "`gdv`: ", "lower (more negative) = more separated",
+                   "## k-NN in the latent space", "`accuracy_by_augment.png`:", "`reliability.png`:", "Spearman rho",
+                   "3 CD value(s) are undefined"):
+        assert needle in text, needle
+    written = {p.name for k, p in paths.items() if k != "summary_text"}
+    assert written == {p.name for p in tmp_path.iterdir()}
+    failed = (tmp_path / "failed.csv").read_text()
+    assert failed.strip() == "run,status,error"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "students.csv").read_text())))
+    assert "test_accuracy_pct" in rows[0] and "test_accuracy_pct_std" in rows[0]
+    r = next(r for r in rows if (r["teacher"], r["augment"], r["distill"]) == ("resnet8", "none", "kd"))
+    assert r["test_accuracy_pct"] == f"{100 * np.mean([0.4, 0.405]):.2f}".rstrip("0").rstrip(".") or \
+        float(r["test_accuracy_pct"]) == pytest.approx(40.25)
+
+
+def test_one_seed_says_differences_are_not_testable(tmp_path):
+    write_report([r for r in grid_records() if r["labels"]["seed"] == 0], tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "one seed per cell" in text and "not testable" in text
