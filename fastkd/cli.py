@@ -22,12 +22,12 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="shorthand for --set data.path=PATH")
 
 
-def _resolve(args, extra: dict | None = None):
+def _resolve(args, extra: dict | None = None, inherit: dict | None = None):
     from .config import build
     extra = dict(extra or {})
     if args.data:
         extra.setdefault("data", {})["path"] = args.data
-    return build(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra)
+    return build(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra, inherit=inherit)
 
 
 def _print_metrics(m: dict, out: Path) -> None:
@@ -40,9 +40,18 @@ def _print_metrics(m: dict, out: Path) -> None:
 
 
 def cmd_train(args, kind="teacher") -> int:
-    from .engine import train
+    from .engine import data_differences, teacher_data_layer, train
+    from .config import peek
     extra = {"distill": {"teacher": args.teacher}} if kind == "student" and args.teacher else None
-    cfg = _resolve(args, extra)
+    teacher = peek("distill.teacher", preset=args.preset, files=args.config, overrides=args.overrides, extra=extra) \
+        if kind == "student" else None
+    # by default a student reads its teacher's data; what the user sets still wins
+    layer = teacher_data_layer(str(teacher)) if teacher else None
+    cfg = _resolve(args, extra, inherit=layer)
+    if layer:
+        for line in data_differences(cfg, layer):
+            print(f"warning: the student's data differs from its teacher's ({line}); the class lists must still "
+                  "match", file=sys.stderr)
     metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)
     from accelerate import PartialState
     if PartialState().is_main_process:

@@ -464,14 +464,29 @@ def read_yaml(path: str | Path) -> dict:
     return data or {}
 
 
-def build(*, preset: str | None = None, files=(), overrides=(), extra: dict | None = None) -> Config:
-    """Resolve a config: defaults, then the preset, YAML files, ``extra`` and ``--set`` overrides."""
+def build(*, preset: str | None = None, files=(), overrides=(), extra: dict | None = None,
+          inherit: dict | None = None) -> Config:
+    """Resolve a config: defaults, then the preset, ``inherit`` (e.g. a student's settings taken
+    from its teacher), YAML files, ``extra`` and ``--set`` overrides."""
     cfg = Config()
-    layers = ([load_preset(preset)] if preset else []) + [read_yaml(f) for f in files]
+    layers = ([load_preset(preset)] if preset else []) + ([inherit] if inherit else []) + [read_yaml(f) for f in files]
     layers += ([extra] if extra else []) + [parse_override(o) for o in overrides]
     for layer in layers:
         merge_into(cfg, layer)
     return validate(cfg)
+
+
+def peek(key: str, *, preset: str | None = None, files=(), overrides=(), extra: dict | None = None):
+    """The value ``key`` would take, from the layers alone (no validation): for settings that
+    decide another layer, e.g. the teacher whose data a student inherits."""
+    layers = ([load_preset(preset)] if preset else []) + [read_yaml(f) for f in files]
+    merged = merge_layers(*layers, *([extra] if extra else []), *[parse_override(o) for o in overrides])
+    node = merged
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def from_dict(d: dict) -> Config:

@@ -80,6 +80,38 @@ def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | N
     return teacher.to(device), tcfg
 
 
+# A student reads its teacher's data unless told otherwise: the same source, split of pixels and
+# normalisation (the class list is checked when the teacher is loaded).
+INHERITED_DATA = ("name", "path", "download", "cache_dir", "image_size", "mean", "std", "on_corrupt")
+
+
+def teacher_data_layer(run_path: str) -> dict:
+    """The teacher run's data source as a config layer for its student."""
+    from .config import load_yaml
+    rd = RunDir(run_path)
+    teacher_identity(run_path)
+    tcfg = load_yaml(rd.config.read_text(), str(rd.config)) or {}
+    data = tcfg.get("data", {})
+    layer = {k: data[k] for k in INHERITED_DATA if k in data}
+    if data.get("backend") == "ffcv":  # the path is a .beton folder: only ffcv reads it
+        layer["backend"] = "ffcv"
+    return {"data": layer}
+
+
+def data_differences(student: Config, teacher_layer: dict) -> list[str]:
+    """Where the student's resolved data source differs from its teacher's."""
+    out = []
+    for k, tv in teacher_layer["data"].items():
+        sv = getattr(student.data, k)
+        if k == "path" and sv and tv:
+            same = Path(sv).expanduser().resolve() == Path(tv).expanduser().resolve()
+        else:
+            same = sv == tv
+        if not same:
+            out.append(f"data.{k}: teacher {tv!r}, student {sv!r}")
+    return out
+
+
 def run_identity_of(cfg: Config, kind: str) -> dict:
     """The identity of the run ``cfg`` describes (reads the data's fingerprint and the
     teacher's run.json; decodes nothing)."""
@@ -284,8 +316,12 @@ class Trainer:
         if self.status == "resume":
             start_epoch, history, best = self._resume()
         if self.main:
+            sizes = ", ".join(f"{k} {v}" for k, v in self.data_sizes.items())
             self.rd.log(f"{'resume at epoch ' + str(start_epoch + 1) if start_epoch else 'start'}: {self.kind} "
-                        f"{cfg.model} augment={cfg.augment} on {acc.device} x{acc.num_processes}")
+                        f"{cfg.model} augment={cfg.augment} seed={cfg.seed}; data {cfg.data.name}"
+                        f"{' at ' + str(cfg.data.path) if cfg.data.path else ''} ({sizes} images, "
+                        f"{self.num_classes} classes); backend {cfg.data.backend}; device {acc.device} "
+                        f"x{acc.num_processes}")
         if cfg.track.trackers:
             acc.init_trackers(cfg.track.project, config=_flat(cfg.to_dict()))
         from tqdm.auto import tqdm

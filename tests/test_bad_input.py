@@ -216,3 +216,42 @@ def test_failed_runs_exit_non_zero_and_can_be_fixed_in_place(tmp_path, capsys, m
     led = tmp_path / "s" / "ledger"
     assert json.loads((led / "teacher-resnet8-mixup-s0.json").read_text())["status"] == "done"
     assert json.loads((led / "teacher-resnet8-mixup-s0.json").read_text())["config"]["train"]["lr"] == 0.05
+
+
+# ---- first hour: the data a run reads is the data it says -------------------------------------------
+def test_sample_with_a_path_is_an_error(tmp_path, capsys):
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert "data.name is 'sample'" in err and "imagefolder" in err
+
+
+def test_jpeg_tree_given_as_cifar10_suggests_imagefolder(tmp_path, capsys):
+    make_tree(tmp_path / "tree")
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.name=cifar10", "--data",
+                              str(tmp_path / "tree"), "--out", str(tmp_path / "r")])
+    assert "data.name=imagefolder" in err
+
+
+def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys):
+    tree, other = tmp_path / "tree", tmp_path / "other"
+    make_tree(tree)
+    make_tree(other, classes=("ant", "bee", "cow"))
+    t = tmp_path / "t"
+    assert cli_main(["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--data", str(tree),
+                     "--set", "train.epochs=1", "--set", "data.limit_train=18", "--set", "data.limit_test=9",
+                     "--set", "train.batch_size=6", "--out", str(t), "--quiet"]) == 0
+    first = (t / "train.log").read_text().splitlines()[0]
+    assert f"data imagefolder at {tree} (train 18, test 9 images, 3 classes); backend tensor; device cpu" in first
+    capsys.readouterr()
+    # the smoke preset names the bundled sample: the student still reads the teacher's tree
+    s = tmp_path / "s"
+    assert cli_main(["distill", "--preset", "smoke", "--teacher", str(t), "--set", "train.epochs=1",
+                     "--set", "train.batch_size=6", "--set", "data.limit_train=18", "--set", "data.limit_test=9", "--out", str(s), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((s / "metrics.json").read_text())["data_sizes"] == {"train": 18, "test": 9}
+    assert f"data imagefolder at {tree}" in (s / "train.log").read_text()
+    # another tree is allowed with a warning, and refused when its classes differ
+    assert cli_main(["distill", "--preset", "smoke", "--teacher", str(t), "--data", str(other), "--set",
+                     "train.epochs=1", "--set", "train.batch_size=6", "--out", str(tmp_path / "s2"), "--quiet"]) == 2
+    warning, err = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("warning: the student's data differs from its teacher's (data.path: ")
+    assert err.startswith("fastkd: error: ") and "trained on the classes ['ant', 'bee', 'cat']" in err

@@ -117,6 +117,9 @@ def locate(name: str, path: str | None, *, download_to: Path | None) -> Path:
     if download_to is not None:
         return download(info.url, download_to / info.archive, info.md5)
     where = ", ".join(str(c) for c in candidates) or "(no data.path given)"
+    if path and (Path(path).expanduser() / "train").is_dir():
+        raise DataError(f"{name}: {path} holds a train/ folder: an image tree, not the {info.archive} archive; for a "
+                        "tree of image files use data.name=imagefolder")
     raise DataError(f"{name}: no archive or extracted folder found at {where}; pass data.path=<{info.archive} "
                     f"or its folder>, or set data.download=true to fetch {info.url}")
 
