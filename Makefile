@@ -5,21 +5,30 @@ PY := $(VENV)/bin/python
 # with the matching CUDA index, before `make install`.
 TORCH_SPEC ?= torch==2.13.0
 RUNS ?= runs/demo
+# FFCV builds from source against OpenCV and libjpeg-turbo: whether they are present is part of
+# the install stamp, so `make system-deps` followed by `make test` adds FFCV.
+FFCV_DEPS := $(shell pkg-config --exists libturbojpeg 2>/dev/null && (pkg-config --exists opencv4 2>/dev/null || pkg-config --exists opencv 2>/dev/null) && echo yes || echo no)
 
-.PHONY: install system-deps demo test test-fast bench clean
+.PHONY: install install-test system-deps demo test test-fast bench clean
 
-install: $(VENV)/.installed
+# What `make demo` needs: fastkd, torch (CPU build), faiss-cpu. No DALI (a ~590 MB CUDA wheel).
+install: $(VENV)/.installed-core
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-core: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[faiss-cpu]"
+	touch $@
+
+# What `make test` needs on top: pytest, DALI (its tests run in DALI's CPU mode), FFCV when its
+# system libraries are there (else its tests skip and say how to add it).
+install-test: $(VENV)/.installed-test-ffcv-$(FFCV_DEPS)
+
+$(VENV)/.installed-test-ffcv-$(FFCV_DEPS): $(VENV)/.installed-core
 	$(PY) -m pip install -q -e ".[test,faiss-cpu,dali]"
-	# FFCV builds from source against OpenCV and libjpeg-turbo (Debian: make system-deps);
-	# without them its tests skip and the ffcv backend explains how to install it.
-	if pkg-config --exists libturbojpeg && (pkg-config --exists opencv4 || pkg-config --exists opencv); then \
-		$(PY) -m pip install -q -e ".[ffcv]"; \
-	else echo "note: FFCV not installed (no pkg-config/opencv/libturbojpeg; run make system-deps as root)"; fi
+	if [ "$(FFCV_DEPS)" = yes ]; then $(PY) -m pip install -q -e ".[ffcv]"; \
+	else echo "note: FFCV not installed (needs pkg-config, OpenCV, libturbojpeg: run make system-deps as root)"; fi
 	touch $@
 
 # System packages FFCV builds against (Debian/Ubuntu, as root).
@@ -29,13 +38,13 @@ system-deps:
 demo: install
 	$(VENV)/bin/fastkd study --preset demo --out $(RUNS)
 
-test: install
+test: install-test
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: install-test
 	$(PY) -m pytest -q -m "not slow"
 
-bench: install
+bench: install-test
 	$(PY) scripts/bench_pipeline.py
 
 clean:

@@ -1,4 +1,4 @@
-"""The ``fastkd`` command: train, distill, eval, study, report, metric, bench, info."""
+"""The `fastkd` command: train, distill, eval, study, report, metric, data, bench, info."""
 from __future__ import annotations
 
 import argparse
@@ -14,12 +14,12 @@ from .errors import FastkdError, RunDirError
 EXIT_ERROR, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", help="named config (see `fastkd info`)")
+def _config_args(p: argparse.ArgumentParser, presets: str) -> None:
+    p.add_argument("--preset", help=f"named config: {presets}")
     p.add_argument("--config", action="append", default=[], metavar="FILE.yaml", help="YAML config (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one key, e.g. --set train.lr=0.05 (repeatable)")
-    p.add_argument("--data", help="shorthand for --set data.path=PATH")
+    p.add_argument("--data", help="shorthand for --set data.path=PATH (with data.name cifar10, cifar100 or imagefolder)")
 
 
 def _resolve(args, extra: dict | None = None, inherit: dict | None = None):
@@ -33,7 +33,7 @@ def _resolve(args, extra: dict | None = None, inherit: dict | None = None):
 def _print_metrics(m: dict, out: Path) -> None:
     print(f"\n{m['kind']} {m['model']} (augment={m['augment']}, seed={m['seed']}): "
           f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['test_examples']} images, "
-          f"{m['epochs']} epochs, {m['images_per_second']:.0f} img/s")
+          f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''}, {m['images_per_second']:.0f} img/s")
     if "agreement" in m:
         print(f"teacher test accuracy {100 * m['teacher_test_accuracy']:.2f}%, top-1 agreement {100 * m['agreement']:.2f}%")
     print(f"run directory: {out}  (metrics.json, model.safetensors, test_outputs.npz, train.log)")
@@ -152,84 +152,115 @@ def cmd_info(args) -> int:
         print(config_reference(), end="")
         return 0
     print(f"fastkd {__version__}")
-    print("presets:", ", ".join(preset_names()))
+    from .study.spec import study_preset_names
+    print("run presets (train, distill):", ", ".join(preset_names()))
+    print("study presets (study):", ", ".join(study_preset_names()))
     print("models:", ", ".join(models.available()))
     print(json.dumps(environment(), indent=2))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastkd", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"fastkd {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """fastkd: knowledge distillation x data augmentation studies (Das et al. 2020).
 
-    p = sub.add_parser("train", help="train a teacher (cross-entropy on soft targets)")
-    _config_args(p)
+Commands: train a teacher, distill a student, eval or metric a finished run, study a whole
+grid and report it, convert data for FFCV, bench the data pipelines, info on presets and the
+machine. `fastkd COMMAND --help` describes each. Exit status: 0 done, 2 an error (one line
+naming the problem), 3 a study finished with failed runs, 130 interrupted (rerun to resume)."""
+
+
+class _Help(argparse.HelpFormatter):
+    """Shows an option's default when it has a meaningful one (not None, False or empty)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "%(default)" not in text \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _parser(sub, name: str, help: str):
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", formatter_class=_Help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import preset_names
+    from .study.spec import study_preset_names
+    parser = argparse.ArgumentParser(prog="fastkd", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fastkd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run_presets = ", ".join(preset_names())
+
+    p = _parser(sub, "train", "train a teacher (cross-entropy on soft targets)")
+    _config_args(p, run_presets)
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("distill", help="distill a student from a trained teacher run")
-    _config_args(p)
+    p = _parser(sub, "distill", "distill a student from a finished teacher run (it reads the teacher's data "
+                                "unless told otherwise)")
+    _config_args(p, run_presets)
     p.add_argument("--teacher", help="teacher run directory (sets distill.teacher)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=lambda a: cmd_train(a, kind="student"))
 
-    p = sub.add_parser("eval", help="evaluate a run's final model on its test (or val) split")
+    p = _parser(sub, "eval", "evaluate a run's final model on its test (or val, train) split")
     p.add_argument("run", help="run directory")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"))
+    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="which split")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a data key, e.g. --set data.path=/other/copy")
+                   help="override a key (validated like train's), e.g. --set data.path=/other/copy")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("study", help="run a grid of teachers x augmentations x students and report it")
-    p.add_argument("--preset", help="study preset: demo, paper, fast, cifar100-kd")
+    p = _parser(sub, "study", "run a grid of teachers x augmentations x students and report it")
+    p.add_argument("--preset", help=f"study preset: {', '.join(study_preset_names())}")
     p.add_argument("--config", action="append", default=[], metavar="FILE.yaml", help="study YAML (repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study key, e.g. --set seeds=3 or --set common.train.epochs=2")
     p.add_argument("--data", help="shorthand for --set common.data.path=PATH")
-    p.add_argument("--seeds", type=int, help="repeat every cell with this many seeds")
+    p.add_argument("--seeds", type=int, help="repeat every cell with this many seeds (>= 1)")
     p.add_argument("--out", required=True, help="study folder (rerun the same command to resume)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("report", help="regenerate a study's tables and plots from its ledger")
+    p = _parser(sub, "report", "regenerate a study's tables and plots from its ledger")
     p.add_argument("study", help="study folder")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("metric", help="class discrimination, k-NN, calibration and fidelity of a finished run")
+    p = _parser(sub, "metric", "class discrimination, k-NN, calibration and fidelity of a finished run")
     p.add_argument("run", help="run directory (reads test_outputs.npz, train_outputs.npz)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=int, default=10, help="neighbours for k-NN purity and accuracy")
     p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"], choices=["paper", "clean", "gdv"],
-                   help="class-discrimination variants (default: all three)")
+                   help="class-discrimination variants")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=cmd_metric)
 
-    p = sub.add_parser("data", help="data set tools: convert to FFCV .beton files")
-    dsub = p.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("convert", help="write a data set as FFCV .beton files (train and test)")
-    c.add_argument("--to", default="beton", help="target format (beton)")
-    c.add_argument("--data", default="cifar10", choices=("sample", "cifar10", "cifar100", "imagefolder"))
+    p = _parser(sub, "data", "data set tools: convert to FFCV .beton files")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="TOOL")
+    c = _parser(dsub, "convert", "write a data set as FFCV .beton files (train and test)")
+    c.add_argument("--to", default="beton", choices=("beton",), help="target format")
+    c.add_argument("--data", default="cifar10", choices=("sample", "cifar10", "cifar100", "imagefolder"),
+                   help="the data set to convert")
     c.add_argument("--path", help="archive, extracted folder or ImageFolder root")
     c.add_argument("--out", required=True, help="output folder (or NAME-train.beton inside it)")
     c.add_argument("--name", help="file name prefix (default: the data set name)")
-    c.add_argument("--storage", default="raw", choices=("raw", "jpeg"))
+    c.add_argument("--storage", default="raw", choices=("raw", "jpeg"), help="pixels stored raw or as JPEG")
     c.add_argument("--max-resolution", type=int, help="longest side stored (larger images are shrunk)")
-    c.add_argument("--jpeg-quality", type=int, default=90)
+    c.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality with --storage jpeg")
     c.add_argument("--image-size", type=int, help="resize + centre-crop images of mixed sizes to N x N first")
-    c.add_argument("--on-corrupt", default="error", choices=("error", "skip"))
-    c.add_argument("--workers", type=int, default=-1)
-    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--on-corrupt", default="error", choices=("error", "skip"), help="unreadable images")
+    c.add_argument("--workers", type=int, default=-1, help="FFCV writer processes (-1: all cores)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing .beton files")
     c.set_defaults(func=cmd_data_convert)
 
     # listed for --help only: main() hands `fastkd bench ...` to the benchmark's own parser
-    sub.add_parser("bench", help="throughput benchmark (see `fastkd bench --help`)")
+    sub.add_parser("bench", help="throughput benchmark of the data pipelines (see `fastkd bench --help`)")
 
-    p = sub.add_parser("info", help="presets, models, versions and hardware")
+    p = _parser(sub, "info", "run and study presets, models, versions and hardware")
     p.add_argument("--config-keys", action="store_true", help="print the table of every config key (docs/config.md)")
     p.set_defaults(func=cmd_info)
     return parser

@@ -38,3 +38,12 @@ class TrainingError(FastkdError):
 class MissingDependency(FastkdError, ImportError):
     """An optional package (DALI, FFCV, FAISS, Ray, ...) is not installed; the message is the
     install hint."""
+
+
+def pip_hint(extra: str) -> str:
+    """How to install an optional extra: from PyPI, or in place when running from a checkout."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "pipelines").is_dir():
+        return f"pip install -e '{root}[{extra}]' (this checkout)"
+    return f"pip install 'fastkd[{extra}]'"

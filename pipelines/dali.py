@@ -32,8 +32,10 @@ from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
 
-INSTALL_HINT = ("the dali backend needs NVIDIA DALI: pip install 'fastkd[dali]' (CUDA 13 wheel "
-                "nvidia-dali-cuda130, which also runs in CPU mode) or 'fastkd[dali-cuda12]'")
+def install_hint() -> str:
+    from fastkd.errors import pip_hint
+    return (f"the dali backend needs NVIDIA DALI: {pip_hint('dali')} (the CUDA 13 wheel nvidia-dali-cuda130, which "
+            "also runs in CPU mode; 'dali-cuda12' for CUDA 12)")
 
 
 def _dali():
@@ -41,7 +43,7 @@ def _dali():
         import nvidia.dali  # noqa: F401
         return nvidia.dali
     except ImportError as exc:
-        raise MissingDependency(INSTALL_HINT) from None
+        raise MissingDependency(install_hint()) from None
 
 
 class DaliPipeline(ShardedPipeline):

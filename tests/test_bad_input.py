@@ -127,7 +127,7 @@ def test_binary_config_and_missing_optional_backend_are_one_line(tmp_path, capsy
         return real_import(name, *a, **k)
     monkeypatch.setattr(builtins, "__import__", no_dali)
     err = _cli_error(capsys, ["train", "--preset", "smoke", "--set", "data.backend=dali", "--out", str(tmp_path / "d")])
-    assert "pip install 'fastkd[dali]'" in err
+    assert "[dali]'" in err and "pip install" in err
     assert not (tmp_path / "d").exists()  # checked before any data was read or folder made
 
 

@@ -17,8 +17,10 @@ from .arrays import DataError, ImageArrays
 
 META = "fastkd-beton.json"
 STORAGE = ("raw", "jpeg")
-FFCV_HINT = ("the ffcv backend needs FFCV: apt-get install pkg-config libopencv-dev libturbojpeg0-dev, "
-             "then pip install 'fastkd[ffcv]'")
+def ffcv_hint() -> str:
+    from ..errors import pip_hint
+    return ("the ffcv backend needs FFCV, which builds against system libraries: apt-get install pkg-config "
+            f"libopencv-dev libturbojpeg0-dev (make system-deps), then {pip_hint('ffcv')}")
 
 
 def ffcv_module():
@@ -26,7 +28,7 @@ def ffcv_module():
         import ffcv  # noqa: F401
         return ffcv
     except ImportError as exc:
-        raise MissingDependency(FFCV_HINT) from None
+        raise MissingDependency(ffcv_hint()) from None
 
 
 class _Indexed:
