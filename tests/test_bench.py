@@ -9,11 +9,16 @@ from fastkd.cli import main as cli_main
 
 
 @pytest.mark.slow
-def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys):
+def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # to see what the benchmark leaves behind
+    (tmp_path / "tmp").mkdir()
     backends = ["tensor", "dataloader"] + [b for b in ("dali",) if _installed(b)]
     out = tmp_path / "bench.json"
     assert cli_main(["bench", "--backends", *backends, "--batch-size", "16", "--steps", "1", "--loader-steps", "2",
-                     "--warmup", "1", "--workers", "1", "--augment", "crop_flip+cutmix", "--json", str(out)]) == 0
+                     "--warmup", "1", "--workers", "1", "--augment", "crop_flip+cutmix", "--repeats", "2",
+                     "--json", str(out)]) == 0
+    assert not list((tmp_path / "tmp").glob("fastkd*")), "the benchmark left temporary files behind"
     table = capsys.readouterr().out
     result = json.loads(out.read_text())
     rows = result["results"]
@@ -22,6 +27,8 @@ def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys):
         (b, m) for b in backends for m in ("loader only", "teacher step", "kd step")}
     for r in rows:
         assert r["images_per_second"] > 0 and r["pipeline"] in table
+        assert len(r["runs"]) == 2 and r["images_per_second"] == max(r["runs"])  # the median of two: the upper
+        assert r["spread"] == pytest.approx((max(r["runs"]) - min(r["runs"])) / r["images_per_second"])
         if r.get("backend") not in (None, "dataloader"):
             assert r["x_vs_dataloader"] == pytest.approx(r["images_per_second"] / ips[("dataloader", r["measure"])])
         if r.get("backend") and r["measure"] != "loader only":
@@ -32,3 +39,9 @@ def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys):
             assert 0 < r["epoch_start_s"] and r["whole_epoch_images_per_second"] > 0
     assert result["config"]["augment"] == "crop_flip+cutmix" and result["config"]["batch_size"] == 16
     assert "torch" in result["environment"]["versions"]
+
+
+def test_a_share_above_the_bare_step_is_shown_as_noise():
+    from fastkd.bench import _of_bare
+    assert _of_bare({"fraction_of_bare": 2.723}) == "~100% (noise)"
+    assert _of_bare({"fraction_of_bare": 0.8151}) == "81.5%" and _of_bare({}) == ""
