@@ -117,7 +117,9 @@ class TrainConfig:
     weight_decay: float = opt(1e-4, range=NON_NEGATIVE)
     betas: list[float] = opt(None, range=UNIT_OPEN_TOP, factory=lambda: [0.9, 0.999])  # adamw
     schedule: Literal["step", "cosine", "linear", "constant"] = "step"
-    milestones: list[int] = opt(None, range=AT_LEAST_ONE, factory=lambda: [60, 80, 120])  # epochs, for step
+    # step schedule: the lr is multiplied by lr_decay once m epochs are complete, for each m
+    # (PyTorch's MultiStepLR; "decay from 1-based epoch 60" is m = 59)
+    milestones: list[int] = opt(None, range=AT_LEAST_ONE, factory=lambda: [60, 80, 120])
     lr_decay: float = opt(0.1, range=Range(0, 1, lo_open=True))  # step factor
     warmup_epochs: float = opt(0.0, range=NON_NEGATIVE)
     min_lr_ratio: float = opt(0.0, range=UNIT)  # cosine/linear floor as a fraction of lr
@@ -131,6 +133,7 @@ class TrainConfig:
     select: Literal["last", "val_acc", "val_loss", "test_loss"] = "last"  # test_loss: the paper's, leaks test data
     sync_bn: bool = False
     save_train_outputs: bool = opt(False, execution=True)  # also save outputs of the (unaugmented) training set
+    keep_checkpoints: bool = opt(False, execution=True)  # keep checkpoints/ and best.safetensors once finished
     grad_clip: float | None = opt(None, range=POSITIVE)  # max gradient norm
 
 

@@ -30,6 +30,8 @@ from .pipelines import require as require_backend
 from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
 
+PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)
+
 __all__ = ["Trainer", "TrainingError", "train", "load_teacher", "make_accelerator", "run_identity_of"]
 
 
@@ -272,6 +274,7 @@ class Trainer:
                 acc.backward(loss)
                 if cfg.train.grad_clip and acc.sync_gradients:
                     acc.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+                lr_used = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 if acc.sync_gradients:
@@ -281,19 +284,20 @@ class Trainer:
             steps += 1
             if bar is not None:
                 bar.update(1)
-                if step % 20 == 0:  # a host sync, so not every step
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise TrainingError(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                if step % PROGRESS_EVERY == 0 or steps == self.steps_per_epoch:  # a host sync: not every step
+                    running = loss_sum.item() / steps
+                    if not math.isfinite(running):
+                        raise TrainingError(f"loss became {running} at epoch {epoch + 1}, step {step + 1}; "
                                             "lower train.lr or use train.grad_clip")
-                    bar.set_postfix(loss=f"{value:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
+                    bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_used:.3g}")
         _sync(acc)
         elapsed = time.perf_counter() - start
         total = acc.reduce(torch.tensor([loss_sum.item(), steps], dtype=torch.float64, device=acc.device), "sum")
         mean_loss = total[0].item() / max(total[1].item(), 1)
         if not math.isfinite(mean_loss):
             raise TrainingError(f"loss became {mean_loss} during epoch {epoch + 1}; lower train.lr or use train.grad_clip")
-        return {"epoch": epoch + 1, "train_loss": mean_loss, "lr": self.scheduler.get_last_lr()[0],
+        # lr: the rate the epoch trained with (its last step's), not the next epoch's
+        return {"epoch": epoch + 1, "train_loss": mean_loss, "lr": lr_used,
                 "train_seconds": elapsed, "images_per_second": seen * acc.num_processes / max(elapsed, 1e-9)}
 
     # ---- the run -----------------------------------------------------------------------------
@@ -403,6 +407,8 @@ class Trainer:
                 save_outputs(self.rd.train_outputs, train_out.outputs)
             write_json(self.rd.metrics, metrics)  # last: its presence marks the run finished
             self.rd.log(f"finished: test_accuracy={test.accuracy:.4f} on {test.count} images")
+            if not cfg.train.keep_checkpoints:  # a finished run needs only its weights, metrics and outputs
+                self.rd.remove_checkpoints()
         if cfg.track.trackers:
             acc.end_training()
         acc.wait_for_everyone()

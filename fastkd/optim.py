@@ -20,7 +20,7 @@ def lr_factor(step: int, *, steps_per_epoch: int, tc) -> float:
     if warm > 0 and epoch < warm:
         return (step + 1) / (warm * steps_per_epoch)
     if tc.schedule == "step":
-        # the step schedule counts whole epochs: lr x decay from the start of each milestone epoch
+        # whole epochs completed before this step; milestone m decays every step after m of them
         done = int(step // steps_per_epoch)
         return tc.lr_decay ** sum(done >= m for m in tc.milestones)
     if tc.schedule == "constant":

@@ -142,6 +142,12 @@ class RunDir:
             p.unlink(missing_ok=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
 
+    def remove_checkpoints(self) -> None:
+        """What only resuming needs: the checkpoints and the selected weights (copied into
+        model.safetensors by then)."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.best.unlink(missing_ok=True)
+
     def log(self, line: str) -> None:
         with open(self.log_file, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")

@@ -49,7 +49,27 @@ def test_paper_presets_carry_the_protocol():
     assert (s.distill.temperature, s.distill.gamma, s.distill.reduction) == (20.0, 0.5, "mean")
     assert (s.train.lr, s.train.momentum, s.train.weight_decay) == (1e-4, 0.99, 0.0)
     t = C.build(preset="paper-teacher")
-    assert (t.train.lr, t.train.momentum, t.train.weight_decay, t.train.milestones) == (0.1, 0.9, 1e-4, [60, 80, 120])
+    assert (t.train.lr, t.train.momentum, t.train.weight_decay, t.train.lr_decay) == (0.1, 0.9, 1e-4, 0.2)
+    assert s.train.lr_decay == 0.1
+
+
+@pytest.mark.parametrize("preset,lrs", [
+    # 1-based epoch -> lr: decayed from epochs 60, 80 and 120 (after 59, 79 and 119 complete epochs)
+    ("paper-teacher", {59: 0.1, 60: 0.02, 79: 0.02, 80: 0.004, 119: 0.004, 120: 0.0008, 121: 0.0008}),
+    ("paper-student", {59: 1e-4, 60: 1e-5, 79: 1e-5, 80: 1e-6, 119: 1e-6, 120: 1e-7, 121: 1e-7}),
+])
+def test_paper_presets_decay_the_lr_when_the_authors_did(preset, lrs):
+    import torch
+    from fastkd.optim import build_optimizer, build_scheduler
+    cfg = C.build(preset=preset, overrides=["train.epochs=121"])
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg.train)
+    sched = build_scheduler(opt, steps_per_epoch=1, tc=cfg.train)
+    seen = {}
+    for epoch in range(1, 122):  # one step per epoch
+        seen[epoch] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    assert {e: seen[e] for e in lrs} == pytest.approx(lrs, rel=1e-9)
 
 
 def test_digest_and_diff():

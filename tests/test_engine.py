@@ -114,13 +114,21 @@ def test_run_that_failed_while_starting_can_be_rerun_with_a_fixed_config(tmp_pat
 
 
 def test_selection_by_validation_loss_keeps_best_weights(tmp_path):
-    cfg = _cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5")
+    cfg = _cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5", "train.keep_checkpoints=true")
     m = engine.train(cfg, tmp_path / "r", progress=False)
     losses = [h["val_loss"] for h in m["history"]]
     assert m["selected_epoch"] == int(np.argmin(losses)) + 1
     a, b = _weights(tmp_path / "r" / "best.safetensors"), _weights(tmp_path / "r" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert m["data_sizes"] == {"train": 260, "val": 60, "test": 100}
+    assert (tmp_path / "r" / "checkpoints" / "last.json").is_file()  # kept, as asked
+    # by default a finished run keeps only its final weights, metrics and outputs
+    engine.train(_cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5"), tmp_path / "r3", progress=False)
+    left = {p.name for p in (tmp_path / "r3").iterdir()}
+    assert left == {"config.yaml", "run.json", "train.log", "model.safetensors", "metrics.json", "test_outputs.npz",
+                    ".fastkd.lock"}
+    b3 = _weights(tmp_path / "r3" / "model.safetensors")
+    assert all(torch.equal(a[k], b3[k]) for k in a)  # the selected weights, the same as with checkpoints kept
     with pytest.raises(engine.TrainingError, match="data.val_split"):
         engine.train(_cfg("train.select=val_acc"), tmp_path / "r2", progress=False)
 
@@ -170,3 +178,44 @@ def test_gpu_teacher_and_student_with_mixed_precision(tmp_path, precision):
     from fastkd.evaluate_run import evaluate_run
     r = evaluate_run(t, overrides=["device=cpu", "train.precision=no"])
     assert r["examples"] == 100 and abs(r["accuracy"] - tm["test_accuracy"]) <= 0.02
+
+
+def test_progress_bar_ends_each_epoch_with_its_mean_loss_and_history_records_the_lr_it_trained_with(tmp_path, monkeypatch):
+    import tqdm.auto
+    bars = []
+
+    class Recorder:
+        def __init__(self, *a, total=None, **k):
+            self.total, self.n, self.postfix = total, 0, []
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, **kw):
+            self.postfix.append((self.n, kw))
+
+        def close(self):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        @staticmethod
+        def write(text):
+            pass
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    # a step schedule that decays after the first epoch: the epochs train at 0.05 and 0.005
+    m = engine.train(_cfg("train.epochs=2", "train.schedule=step", "train.milestones=[1]", "train.lr_decay=0.1"),
+                     tmp_path / "r", progress=True)
+    epoch_bars = [b for b in bars if b.total == 10]
+    assert len(epoch_bars) == 2
+    for bar, h in zip(epoch_bars, m["history"]):
+        updates = [n for n, _ in bar.postfix]
+        assert updates[-1] == 10 and max(b - a for a, b in zip([0] + updates, updates)) <= engine.PROGRESS_EVERY
+        assert bar.postfix[-1][1]["loss"] == f"{h['train_loss']:.4f}"
+        assert float(bar.postfix[-1][1]["lr"]) == pytest.approx(h["lr"])
+    assert [h["lr"] for h in m["history"]] == pytest.approx([0.05, 0.005])
