@@ -3,7 +3,7 @@ import torch
 
 from fastkd import models
 
-# Parameter counts: the paper (shared/docs/paper.md) for resnet18/lenet/alexnet; the CRD/RepDistiller
+# Parameter counts: the paper (docs/protocol.md) for resnet18/lenet/alexnet; the CRD/RepDistiller
 # benchmark tables for the CIFAR KD zoo (100 classes); torchvision's published ImageNet models.
 KNOWN = [
     ("resnet18", 10, 11_173_962), ("lenet", 10, 62_006), ("alexnet", 10, 14_859_082),

@@ -6,7 +6,7 @@ classes are more separated. With unit rows u_i and class sums S_c everything is 
 
     clean:  intra(c) = (|S_c|^2 - sum_i |u_i|^2) / (n_c (n_c - 1)),   inter(a, b) = S_a . S_b / (n_a n_b)
 
-``paper`` reproduces the authors' loops exactly (shared/docs/paper.md): the intra sum runs j
+``paper`` reproduces the authors' loops exactly (docs/protocol.md): the intra sum runs j
 from i, so the first n_c - 1 self-pairs (value |u_i|^2, i.e. 1) are added, normaliser
 2 / (n_c (n_c - 1)); the inter sum counts only pairs whose within-class indices satisfy j > i
 (dataset order) yet divides by n_a n_b; both class averages divide by L, the number of distinct
