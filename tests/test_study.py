@@ -109,8 +109,24 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study(extra=TINY | {"common": {"train.lrr": 1}})
     with pytest.raises(ConfigError, match="available: .*demo"):
         load_study("nope")
-    for name in ("demo", "paper", "fast", "cifar100-kd"):
+    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd"):
         load_study(name)
+
+
+def test_paper_original_selects_checkpoints_the_way_the_authors_did(tmp_path):
+    from fastkd.study import plan
+    runs = {r.id: r.config for r in plan(load_study("paper-original"), tmp_path)}
+    select = {rid: c.train.select for rid, c in runs.items()}
+    assert all(c.data.val_split == 0 for c in runs.values())  # all 50k images
+    for aug in ("crop_flip", "mixup"):
+        assert select[f"teacher-resnet18-{aug}-s0"] == "last"
+    for aug in ("none", "cutout", "cutmix"):
+        assert select[f"teacher-resnet18-{aug}-s0"] == "test_loss"
+    for s in ("lenet", "alexnet"):
+        assert select[f"student-{s}-kd-from-resnet18-none-s0"] == "last"
+        assert select[f"student-{s}-kd-from-resnet18-mixup-s0"] == "test_loss"
+    t = runs["teacher-resnet18-none-s0"].train
+    assert (t.lr_decay, t.milestones) == (0.2, [59, 79, 119])
 
 
 def test_demo_preset_end_to_end_through_the_cli_at_reduced_size(tmp_path, capsys):

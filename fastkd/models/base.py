@@ -9,6 +9,7 @@ class Classifier(nn.Module):
     """``features(x)`` gives the penultimate representation, ``forward(x)`` the logits."""
 
     head: nn.Module
+    init_rule: str = ""  # how the weights are initialised, after which source (docs/fidelity.md)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,6 +7,7 @@ from .registry import register
 
 class LeNet(Classifier):
     input_size = 32  # the flatten after the last pool fixes the input size
+    init_rule = "PyTorch default layer init (the authors' code)"
 
     def __init__(self, num_classes):
         super().__init__()

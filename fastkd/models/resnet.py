@@ -45,7 +45,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(Classifier):
-    def __init__(self, block, depths, widths, num_classes, *, stem_width, imagenet_stem=False):
+    def __init__(self, block, depths, widths, num_classes, *, stem_width, imagenet_stem=False, default_init=False):
         super().__init__()
         if imagenet_stem:
             self.stem = nn.Sequential(_conv_bn(3, stem_width, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
@@ -62,16 +62,19 @@ class ResNet(Classifier):
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(cin, num_classes)
         self.feature_dim = cin
-        init_weights(self)
+        if not default_init:
+            init_weights(self)
+        self.init_rule = "PyTorch default layer init (the authors' code)" if default_init else init_weights.__doc__.strip()
 
     def features(self, x):
         return self.pool(self.stages(self.stem(x)))
 
 
-# The paper's teacher: 3x3 stem, 64 channels, no max-pool, [2, 2, 2, 2] BasicBlocks.
+# The paper's teacher: 3x3 stem, 64 channels, no max-pool, [2, 2, 2, 2] BasicBlocks, PyTorch's
+# default layer init (the authors' code had no init of its own; docs/fidelity.md).
 @register("resnet18")
 def resnet18(num_classes):
-    return ResNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64)
+    return ResNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, default_init=True)
 
 
 def _kd_resnet(depth, widths, num_classes):

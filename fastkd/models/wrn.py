@@ -38,6 +38,7 @@ class WideResNet(Classifier):
         self.head = nn.Linear(cin, num_classes)
         self.feature_dim = cin
         init_weights(self)
+        nn.init.zeros_(self.head.bias)  # RepDistiller's WRN init: convs and BN as init_weights, head bias 0
 
     def features(self, x):
         return self.body(x)

@@ -26,10 +26,12 @@ class StudyConfig:
     # the same mixed batch)
     distill: dict = field(default_factory=lambda: {"kd": {}})
     scratch: bool = True  # the student trained from scratch (distill.gamma = 0): the baseline
-    # overrides for one cell of the grid, applied after the ones above: per_augment[aug] for the
-    # teachers trained with that augmentation ("scratch": the from-scratch students), e.g.
-    # {mixup: {train.select: last}}; per_student[model] for the students of that model
+    # overrides for one part of the grid, applied after the ones above: per_augment[aug] for the
+    # teachers trained with that augmentation, e.g. {mixup: {train.select: last}};
+    # students_per_augment[aug] for the students distilled from those teachers ("scratch": the
+    # from-scratch students); per_student[model] for the students of that model
     per_augment: dict = field(default_factory=dict)
+    students_per_augment: dict = field(default_factory=dict)
     per_student: dict = field(default_factory=dict)
     seeds: int = 1
     first_seed: int = 0
@@ -85,7 +87,8 @@ def validate(sc: StudyConfig) -> StudyConfig:
         raise ConfigError(f"reference_augment: {sc.reference_augment!r} is not among augments {sc.augments}")
     if not sc.teachers or not sc.augments:
         raise ConfigError("teachers and augments must each name at least one entry")
-    for key, table, known in (("per_augment", sc.per_augment, sc.augments + ["scratch"]),
+    for key, table, known in (("per_augment", sc.per_augment, sc.augments),
+                              ("students_per_augment", sc.students_per_augment, sc.augments + ["scratch"]),
                               ("per_student", sc.per_student, sc.students)):
         for name, over in table.items():
             if name not in known:
@@ -121,13 +124,14 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
                 for dname, dover in sc.distill.items():
                     sid = _slug(f"student-{sm}-{dname}-from-{t.labels['teacher_model']}-{t.labels['augment']}-s{seed}")
                     c = cfg(sc.student_preset, sc.common, sc.student, dover, sc.per_student.get(sm, {}),
+                            sc.students_per_augment.get(t.labels["augment"], {}),
                             {"model": sm, "seed": seed, "distill": {"teacher": str(out / "runs" / t.id)},
                              "train": {"save_train_outputs": True}})
                     runs.append(RunSpec(sid, "student", c, t.id, {**t.labels, "student_model": sm, "distill": dname}))
         if sc.scratch:
             for sm in sc.students:
                 c = cfg(sc.student_preset, sc.common, sc.student, sc.per_student.get(sm, {}),
-                        sc.per_augment.get("scratch", {}),
+                        sc.students_per_augment.get("scratch", {}),
                         {"model": sm, "seed": seed, "distill": {"gamma": 0.0, "teacher": None},
                          "train": {"save_train_outputs": True}})
                 runs.append(RunSpec(_slug(f"scratch-{sm}-s{seed}"), "student", c, None,
