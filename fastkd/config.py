@@ -22,62 +22,17 @@ import yaml
 
 
 from .errors import ConfigError
+from .fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
 
 __all__ = ["ConfigError", "Config", "DataConfig", "AugConfig", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
 
 
-@dataclass(frozen=True)
-class Range:
-    """The valid values of a numeric field; ``None`` bounds are open-ended."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def contains(self, v) -> bool:
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            return False
-        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
-            return False
-        return True
-
-    def __str__(self) -> str:
-        if self.hi is None:
-            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
-        return f"{'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
-
-
-def _num(v) -> str:
-    return str(int(v)) if float(v).is_integer() else str(v)
-
-
-POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, lo_open=True), Range(0), Range(1)
-UNIT, UNIT_OPEN_TOP = Range(0, 1), Range(0, 1, hi_open=True)
-
-
-def opt(default, *, range: Range | None = None, execution: bool = False, factory=None):
-    """A config field with its valid range and whether it is execution-only (may change between
-    resumes without changing what the run computes: paths, workers, prefetch, trackers)."""
-    meta = {"range": range, "execution": execution}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-Backend = Literal["tensor", "dataloader", "dali", "ffcv"]
-
-
 @dataclass
-class DataConfig:
+class _DataFields:
     name: Literal["sample", "cifar10", "cifar100", "imagefolder"] = "sample"  # sample = the bundled 5k CIFAR-10 subset
     path: str | None = opt(None, execution=True)  # archive, extracted folder, or ImageFolder root
-    backend: Backend = "tensor"  # tensor (data on the device) | dataloader (per-sample CPU workers) | dali | ffcv
-    dali_decode: Literal["auto", "cpu", "mixed"] = "auto"  # dali: auto (GPU "mixed" decode when there is a GPU)
-    ffcv_order: Literal["fastkd", "random", "quasi_random"] = "fastkd"  # ffcv training order (fastkd: shared with all backends)
-    os_cache: bool = opt(True, execution=True)  # ffcv: read the .beton through the page cache
-    batches_ahead: int = opt(3, range=AT_LEAST_ONE, execution=True)  # ffcv: batches prepared ahead
+    backend: str = "tensor"  # a pipeline backend: tensor | dataloader | dali | ffcv (fastkd.pipelines.BACKENDS)
     download: bool = opt(False, execution=True)  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
     cache_dir: str | None = opt(None, execution=True)  # downloads and decoded-image cache (default ~/.cache/fastkd)
     val_split: float = opt(0.0, range=NON_NEGATIVE)  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
@@ -90,6 +45,20 @@ class DataConfig:
     std: list[float] | None = None  # (3 values > 0)
     num_workers: int = opt(4, range=NON_NEGATIVE, execution=True)  # dataloader workers / DALI, FFCV threads
     eval_batch_size: int = opt(1024, range=AT_LEAST_ONE, execution=True)
+
+
+def _data_config_class() -> type:
+    """DataConfig: the fields above plus one section per backend that has options, from the
+    backend's own ``Options`` dataclass (``data.dali.decode``, ``data.ffcv.order``, ...)."""
+    from .pipelines.registry import options_classes
+    sections = [(name, cls, field(default_factory=cls)) for name, cls in options_classes().items()
+                if dataclasses.fields(cls)]
+    cls = dataclasses.make_dataclass("DataConfig", sections, bases=(_DataFields,))
+    cls.__module__ = __name__
+    return cls
+
+
+DataConfig = _data_config_class()
 
 
 @dataclass
@@ -357,7 +326,10 @@ def validate(cfg: Config) -> Config:
     for key, stats, rng in (("data.mean", d.mean, UNIT), ("data.std", d.std, POSITIVE)):
         if stats is not None and (len(stats) != 3 or not all(rng.contains(v) for v in stats)):
             raise ConfigError(f"{key}: expected 3 per-channel values in {rng} (units of [0, 1] pixels), got {stats}")
-    if d.name == "sample" and d.path is not None and d.backend != "ffcv":
+    from .pipelines.registry import BACKENDS, backend_reads
+    if d.backend not in BACKENDS:
+        raise ConfigError(f"data.backend: invalid value {d.backend!r}; allowed: {', '.join(BACKENDS)}")
+    if d.name == "sample" and d.path is not None and backend_reads(d.backend) != "beton":
         raise ConfigError(f"data.path={d.path!r} is given but data.name is 'sample' (the bundled 5k-image subset, "
                           "which reads no path); set data.name to cifar10, cifar100 or imagefolder for that data")
     if t.milestones != sorted(set(t.milestones)):

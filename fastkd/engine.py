@@ -25,7 +25,7 @@ from .evaluate import evaluate, save_outputs
 from .identity import digest, run_identity, teacher_identity
 from .losses import kd_loss, soft_cross_entropy
 from .optim import build_optimizer, build_scheduler
-from .pipelines import build_pipeline
+from .pipelines import Layout, backend_reads, build_pipeline
 from .pipelines import require as require_backend
 from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
@@ -56,16 +56,16 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
                        log_with=trackers, project_config=project)
 
 
-def pipeline_options(cfg: Config, acc) -> dict:
-    """The keyword arguments every backend takes, from the config and the process layout."""
-    opts = dict(device=acc.device, seed=cfg.seed, process_index=acc.process_index, num_processes=acc.num_processes,
-                channels_last=cfg.train.channels_last, num_workers=cfg.data.num_workers)
-    if cfg.data.backend == "dali":
-        opts |= dict(decode=cfg.data.dali_decode, image_size=cfg.data.image_size)
-    if cfg.data.backend == "ffcv":
-        opts |= dict(order=cfg.data.ffcv_order, os_cache=cfg.data.os_cache, batches_ahead=cfg.data.batches_ahead,
-                     image_size=cfg.data.image_size)
-    return opts
+def pipeline_layout(cfg: Config, acc, *, batch_size: int, drop_last: bool | None = None) -> Layout:
+    """The process layout every backend of this run shares."""
+    return Layout(device=acc.device, seed=cfg.seed, batch_size=batch_size, rank=acc.process_index,
+                  world=acc.num_processes, drop_last=drop_last, channels_last=cfg.train.channels_last,
+                  num_workers=cfg.data.num_workers, image_size=cfg.data.image_size)
+
+
+def backend_options(cfg: Config):
+    """The run's ``data.<backend>`` section (None for a backend without options)."""
+    return getattr(cfg.data, cfg.data.backend, None)
 
 
 def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None
@@ -95,8 +95,8 @@ def teacher_data_layer(run_path: str) -> dict:
     tcfg = load_yaml(rd.config.read_text(), str(rd.config)) or {}
     data = tcfg.get("data", {})
     layer = {k: data[k] for k in INHERITED_DATA if k in data}
-    if data.get("backend") == "ffcv":  # the path is a .beton folder: only ffcv reads it
-        layer["backend"] = "ffcv"
+    if data.get("backend") and backend_reads(data["backend"]) == "beton":  # a .beton folder: keep the backend
+        layer["backend"] = data["backend"]
     return {"data": layer}
 
 
@@ -118,7 +118,7 @@ def run_identity_of(cfg: Config, kind: str) -> dict:
     """The identity of the run ``cfg`` describes (reads the data's fingerprint and the
     teacher's run.json; decodes nothing)."""
     teacher = teacher_identity(cfg.distill.teacher) if kind == "student" and cfg.distill.teacher else None
-    return run_identity(cfg, kind, data=data_fingerprint(cfg.data), teacher=teacher)
+    return run_identity(cfg, kind, data=data_fingerprint(cfg.data, backend_reads(cfg.data.backend)), teacher=teacher)
 
 
 def check_input_size(model_name: str, model, data) -> None:
@@ -169,19 +169,18 @@ class Trainer:
     def _setup(self):
         cfg, acc = self.cfg, self.acc
         seeding.seed_everything(cfg.seed)  # same initial weights on every process
-        data = load_splits(cfg.data, progress=self.progress and self.main, decode=cfg.data.backend != "dali")
+        data = load_splits(cfg.data, progress=self.progress and self.main, reads=backend_reads(cfg.data.backend))
         self.num_classes = data["train"].num_classes
         self.spec = make_spec(cfg.augment, **dataclasses.asdict(cfg.aug))
-        common = pipeline_options(cfg, acc)
-        self.train_pipe = build_pipeline(cfg.data.backend, data["train"], self.spec, train=True,
-                                         batch_size=cfg.train.batch_size, drop_last=cfg.train.drop_last, **common)
+        options = backend_options(cfg)
+        train_layout = pipeline_layout(cfg, acc, batch_size=cfg.train.batch_size, drop_last=cfg.train.drop_last)
+        eval_layout = pipeline_layout(cfg, acc, batch_size=cfg.data.eval_batch_size)
+        self.train_pipe = build_pipeline(cfg.data.backend, data["train"], self.spec, train=True, layout=train_layout,
+                                         options=options)
         eval_spec = make_spec("none")
-        self.eval_pipes = {name: build_pipeline(cfg.data.backend, data[name], eval_spec, train=False,
-                                                batch_size=cfg.data.eval_batch_size, **common)
-                           for name in ("val", "test") if name in data}
-        if cfg.train.save_train_outputs:  # the k-NN metrics need the training set's latent space
-            self.eval_pipes["train"] = build_pipeline(cfg.data.backend, data["train"], eval_spec, train=False,
-                                                      batch_size=cfg.data.eval_batch_size, **common)
+        eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs else [])  # k-NN needs train
+        self.eval_pipes = {name: build_pipeline(cfg.data.backend, data[name], eval_spec, train=False, layout=eval_layout,
+                                                options=options) for name in eval_sets if name in data}
         self.data_sizes = {k: len(v) for k, v in data.items()}
         self.skipped = {k: v.skipped for k, v in data.items() if v.skipped}
 

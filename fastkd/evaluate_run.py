@@ -7,9 +7,9 @@ from . import checkpoint as ckpt
 from . import models
 from .config import from_dict, load_yaml, merge_layers, parse_override
 from .data import load_splits
-from .engine import make_accelerator, pipeline_options
+from .engine import backend_options, make_accelerator, pipeline_layout
 from .evaluate import evaluate
-from .pipelines import build_pipeline
+from .pipelines import backend_reads, build_pipeline
 from .pipelines import require as require_backend
 from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
@@ -25,7 +25,7 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
     cfg = from_dict(merge_layers(saved, *[parse_override(o) for o in overrides]))  # overrides validated like train's
     require_backend(cfg.data.backend)
     acc = make_accelerator(cfg)
-    data = load_splits(cfg.data, decode=cfg.data.backend != "dali")
+    data = load_splits(cfg.data, reads=backend_reads(cfg.data.backend))
     if split not in data:
         raise ckpt.CheckpointError(f"--split {split}: this run has no {split} split (splits: {', '.join(data)})")
     model = models.create(cfg.model, data["train"].num_classes)
@@ -35,7 +35,8 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     pipe = build_pipeline(cfg.data.backend, data[split], make_spec("none"), train=False,
-                          batch_size=cfg.data.eval_batch_size, **pipeline_options(cfg, acc))
+                          layout=pipeline_layout(cfg, acc, batch_size=cfg.data.eval_batch_size),
+                          options=backend_options(cfg))
     r = evaluate(model, pipe, acc)
     result = {"run": str(rd.path), "model": cfg.model, "split": split, "accuracy": r.accuracy, "loss": r.loss,
               "examples": r.count}

@@ -5,6 +5,7 @@ images and soft targets (N, K). Build one with :func:`build_pipeline`.
 """
 from .batch import Batch
 from .spec import AugmentSpec
-from .registry import BACKENDS, build_pipeline, require
+from .base import Layout
+from .registry import BACKENDS, backend_class, backend_reads, build_pipeline, require
 
-__all__ = ["Batch", "AugmentSpec", "BACKENDS", "build_pipeline", "require"]
+__all__ = ["Batch", "AugmentSpec", "BACKENDS", "build_pipeline", "require", "Layout", "backend_class", "backend_reads"]

@@ -1,34 +1,95 @@
-"""What every backend shares: which samples this process yields per epoch, and in which batches."""
+"""What every backend shares: the run's layout, which samples this process yields per epoch and in
+which batches, and the one finishing path that turns a backend's output into a :class:`Batch`.
+
+A backend is one class (one file) that declares what it is:
+
+- ``reads``: the form of source it takes from ``load_splits``: ``"arrays"`` (decoded uint8
+  images), ``"files"`` (an ImageFolder tree may stay a file listing; it decodes the files itself)
+  or ``"beton"`` (a folder written by ``fastkd data convert``);
+- ``Options``: a dataclass of its own settings, which appear in the config as ``data.<name>.*``
+  (an empty one when it has none);
+- ``host_transforms()``: the per-sample transforms of the spec it runs itself, before the batch
+  reaches the device. The rest of the spec (``device_spec``) runs in :meth:`_finish`, the same
+  code for every backend.
+"""
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from fastkd.kernels.augment import one_hot
+from fastkd.kernels import augment as K
+from fastkd.kernels import mix as M
 from fastkd.seeding import generator
 
-from .batch import Batch, mix_float_batch
+from .batch import Batch
 from .sharding import batch_slices, shard_indices
+from .spec import AugmentSpec
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where and how a pipeline delivers its batches: the same for every backend of a run."""
+
+    device: torch.device
+    seed: int
+    batch_size: int
+    rank: int = 0  # this process's index ...
+    world: int = 1  # ... among this many
+    drop_last: bool | None = None  # default: True for training, False for evaluation
+    channels_last: bool = True
+    dtype: torch.dtype = torch.float32
+    num_workers: int = 4  # host workers or threads a backend may use
+    image_size: int | None = None  # resize + crop images of other sizes to this (ImageFolder)
+
+    @classmethod
+    def of(cls, **kw) -> "Layout":
+        """A layout from keyword arguments, accepting Accelerate's names for rank and world."""
+        if "process_index" in kw:
+            kw["rank"] = kw.pop("process_index")
+        if "num_processes" in kw:
+            kw["world"] = kw.pop("num_processes")
+        kw["device"] = torch.device(kw["device"])
+        return cls(**kw)
+
+
+@dataclass
+class NoOptions:
+    """A backend without settings of its own."""
 
 
 class ShardedPipeline:
-    """Base of the backends: the run's layout (seed, process index and count, batch size) and
-    the per-epoch shard of sample indices (``sharding.shard_indices``)."""
+    """Base of the backends: the run's layout, the per-epoch shard of sample indices
+    (``sharding.shard_indices``), batch slicing, and the finishing path."""
 
-    def __init__(self, data, spec, *, train: bool, batch_size: int, device, seed: int, process_index: int = 0,
-                 num_processes: int = 1, drop_last: bool | None = None, dtype=torch.float32,
-                 channels_last: bool = True, index_device="cpu"):
+    reads: ClassVar[str] = "arrays"
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, data, spec: AugmentSpec, *, train: bool, layout: Layout, options=None):
         self.data, self.spec, self.train = data, spec, train
-        self.device = torch.device(device)
-        self.batch_size, self.seed = batch_size, seed
-        self.rank, self.world = process_index, num_processes
-        self.drop_last = train if drop_last is None else drop_last
-        self.dtype, self.channels_last = dtype, channels_last
+        self.layout = layout
+        self.options = options if options is not None else self.Options()
+        self.device = layout.device
+        self.batch_size, self.seed = layout.batch_size, layout.seed
+        self.rank, self.world = layout.rank, layout.world
+        self.drop_last = train if layout.drop_last is None else layout.drop_last
+        self.dtype, self.channels_last = layout.dtype, layout.channels_last
         self.num_classes = data.num_classes
-        self._index_device = index_device
-        # what of the spec is left for the device once the backend's own per-sample ops ran
-        # (backends whose per-sample ops cover cutout narrow it to mixing only)
-        self._device_spec = spec
         self.epoch = 0
+        # what of the spec the device still has to do once this backend's host work is done
+        self.device_spec = dataclasses.replace(spec, **{t: False for t in self.host_transforms()}) if train else \
+            AugmentSpec()
+
+    @classmethod
+    def require(cls) -> None:
+        """Raise MissingDependency (with the install hint) when the backend's package is absent."""
+
+    def host_transforms(self) -> set[str]:
+        """Names of the spec's per-sample transforms ("crop_flip", "cutout") this backend runs on
+        the host; the base class runs the others on the device."""
+        return set()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -36,7 +97,10 @@ class ShardedPipeline:
     def _indices(self, epoch: int | None = None) -> torch.Tensor:
         """This process's samples in epoch ``epoch`` (default: the current one), in order."""
         return shard_indices(len(self.data.labels), epoch=self.epoch if epoch is None else epoch, seed=self.seed,
-                             rank=self.rank, world=self.world, shuffle=self.train, device=self._index_device)
+                             rank=self.rank, world=self.world, shuffle=self.train, device=self._index_device())
+
+    def _index_device(self):
+        return "cpu"
 
     def _slices(self, count: int):
         return batch_slices(count, self.batch_size, self.drop_last)
@@ -49,14 +113,32 @@ class ShardedPipeline:
     def __len__(self) -> int:
         return len(self._slices(len(self._indices())))
 
-    def _mix_generator(self) -> torch.Generator:
-        return generator(self.seed, "mix", self.epoch, self.rank, device=self.device)
+    def _device_generator(self) -> torch.Generator:
+        """The stream of every random draw made on the device in this epoch and process."""
+        return generator(self.seed, "device-augment", self.epoch, self.rank, device=self.device)
 
     def _finish(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, gen) -> Batch:
-        """Soft targets, then (training) cutout-in-normalised-space and mixing on the device, the
-        same for every backend whose per-sample work happened elsewhere."""
+        """The one path from a backend's output to a Batch, for every backend.
+
+        ``x`` is either raw uint8 (N, C, H, W) or already normalised float. On uint8, the device
+        part of the spec runs in this order: crop/flip (one gather, exact pixels), cutout before
+        normalisation, normalisation; then, on floats, cutout in normalised space and MixUp or
+        CutMix, with label smoothing folded into the soft targets (smoothing and mixing commute).
+        """
+        s = self.device_spec
         labels = labels.long().view(-1)
-        y = one_hot(labels, self.num_classes, smoothing=self.spec.label_smoothing if self.train else 0.0)
+        if x.dtype == torch.uint8:
+            if s.crop_flip:
+                x = K.crop_flip(x, pad=s.pad, flip=s.flip, generator=gen)
+            if s.cutout and not s.cutout_after_normalize:
+                x = K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
+            x = K.normalize(x, self.data.mean, self.data.std, dtype=torch.float32, channels_last=self.channels_last)
+        y = K.one_hot(labels, self.num_classes, smoothing=self.spec.label_smoothing if self.train else 0.0)
         if self.train:
-            x, y = mix_float_batch(x, y, self._device_spec, generator=gen)
+            if s.cutout and s.cutout_after_normalize:
+                x = K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
+            if s.mix == "mixup":
+                x, y = M.mixup(x, y, s.mixup_alpha, per_sample=s.per_sample, generator=gen)
+            elif s.mix == "cutmix":
+                x, y = M.cutmix(x, y, s.cutmix_alpha, per_sample=s.per_sample, prob=s.cutmix_prob, generator=gen)
         return Batch(x.to(self.dtype), y, labels, index)

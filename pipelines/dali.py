@@ -18,19 +18,26 @@ built on a background thread, so an epoch starts without waiting for a build.
 """
 from __future__ import annotations
 
-from fastkd.errors import MissingDependency
-
-import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
-from fastkd.config import ConfigError
+from fastkd.errors import ConfigError, MissingDependency
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
+
+
+@dataclass
+class DaliOptions:
+    """``data.dali.*``"""
+
+    decode: Literal["auto", "cpu", "mixed"] = "auto"  # JPEG decode: auto (GPU "mixed" when there is a GPU) | cpu | mixed
+
 
 def install_hint() -> str:
     from fastkd.errors import pip_hint
@@ -47,26 +54,33 @@ def _dali():
 
 
 class DaliPipeline(ShardedPipeline):
-    def __init__(self, data, spec, *, num_workers: int = 4, decode: str = "auto", image_size: int | None = None,
-                 **kwargs):
+    """Crop/flip (or random-resized-crop) and cutout run in the DALI graph; mixing on the device."""
+    reads = "files"
+    Options = DaliOptions
+
+    @classmethod
+    def require(cls) -> None:
+        _dali()
+
+    def host_transforms(self) -> set[str]:
+        return {"crop_flip", "cutout"}
+
+    def __init__(self, data, spec, **kwargs):
         _dali()
         super().__init__(data, spec, **kwargs)
         self.gpu = self.device.type == "cuda"
-        if decode not in ("auto", "cpu", "mixed"):
-            raise ConfigError(f"data.dali_decode: {decode!r} is not one of auto, cpu, mixed")
+        decode = self.options.decode
         if decode == "mixed" and not self.gpu:
-            raise ConfigError("data.dali_decode=mixed decodes on a GPU but the run's device is "
+            raise ConfigError("data.dali.decode=mixed decodes on a GPU but the run's device is "
                               f"{self.device}; use auto (GPU when there is one) or cpu")
         self.decode = decode if decode != "auto" else ("mixed" if self.gpu else "cpu")
         self.files = data.files if data.files and all(os.path.isfile(f) for f in data.files[:1]) else None
         if self.files is None and not data.decoded:
             raise ValueError("DALI needs either image files or decoded arrays")
-        self.num_threads = max(1, num_workers)
-        self.image_size = image_size
+        self.num_threads = max(1, self.layout.num_workers)
+        self.image_size = self.layout.image_size
         # HWC images are NCHW tensors in channels_last memory once permuted: no layout copy
         self._layout = "HWC" if self.channels_last else "CHW"
-        # cutout ran in the DALI graph; only mixing is left for the device kernels
-        self._device_spec = dataclasses.replace(spec, cutout=False)
         self._builder = None  # one background thread, started with the first epoch
         self._next = None  # (epoch, future of its built pipeline)
 
@@ -220,7 +234,7 @@ class DaliPipeline(ShardedPipeline):
         if not slices:
             return
         pipe = self._pipeline_for_epoch(order)
-        gen = self._mix_generator()
+        gen = self._device_generator()
         try:
             for a, b in slices:
                 images, labels = self._run(pipe, order[a:b])

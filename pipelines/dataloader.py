@@ -6,7 +6,6 @@ are copied to the device, where MixUp/CutMix run with the shared kernels, as tim
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -77,12 +76,16 @@ class _ShardSampler(Sampler):
 
 
 class DataLoaderPipeline(ShardedPipeline):
-    def __init__(self, data, spec, *, num_workers: int = 4, **kwargs):
+    reads = "arrays"
+
+    def __init__(self, data, spec, **kwargs):
         super().__init__(data, spec, **kwargs)
         self.dataset = PerSampleDataset(data, spec, self.train, self.seed)
-        self.num_workers = num_workers
-        self._device_spec = dataclasses.replace(spec, cutout=False)  # cutout already ran in the workers
+        self.num_workers = self.layout.num_workers
         self._dl = None
+
+    def host_transforms(self) -> set[str]:
+        return {"crop_flip", "cutout"}  # in numpy, per sample, in the workers
 
     def _loader(self) -> DataLoader:
         if self._dl is None:  # built once: persistent workers start once per run, not per epoch
@@ -95,7 +98,7 @@ class DataLoaderPipeline(ShardedPipeline):
 
     def __iter__(self):
         loader = self._loader()
-        gen = self._mix_generator()
+        gen = self._device_generator()
         for x, labels, index in loader:
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:

@@ -17,21 +17,30 @@ randomness, a function of (seed, epoch, sample), reads the epoch's seed at run t
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
 
-from fastkd.config import ConfigError
 from fastkd.data.beton import check_beton, ffcv_module
-from fastkd.kernels import augment as K
+from fastkd.errors import ConfigError
+from fastkd.fields import AT_LEAST_ONE, opt
 from fastkd.kernels.cpu import RuntimeSeed, crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one, read_int64
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
 
-ORDERS = ("fastkd", "random", "quasi_random")
+
+
+@dataclass
+class FfcvOptions:
+    """``data.ffcv.*``"""
+
+    # training order: fastkd (the order every backend shares) | random | quasi_random (FFCV's own)
+    order: Literal["fastkd", "random", "quasi_random"] = "fastkd"
+    os_cache: bool = opt(True, execution=True)  # read the .beton through the page cache
+    batches_ahead: int = opt(3, range=AT_LEAST_ONE, execution=True)  # batches prepared ahead
 
 
 def _ffcv_classes():
@@ -108,27 +117,33 @@ def _ffcv_classes():
 
 
 class FfcvPipeline(ShardedPipeline):
-    def __init__(self, data, spec, *, num_workers: int = 4, order: str = "fastkd", os_cache: bool = True,
-                 batches_ahead: int = 3, image_size: int | None = None, **kwargs):
+    reads = "beton"
+    Options = FfcvOptions
+
+    def __init__(self, data, spec, **kwargs):
         ffcv_module()
         if not data.source:
             raise ConfigError("data.path: the ffcv backend reads .beton files; point data.path at a folder "
                               "written by `fastkd data convert --to beton`")
-        if order not in ORDERS:
-            raise ConfigError(f"data.ffcv_order: {order!r} is not one of {', '.join(ORDERS)}")
         super().__init__(data, spec, **kwargs)
         self.rows = data.rows if data.rows is not None else np.arange(len(data))
         check_beton(data.source, self.rows)
         import numba
         # FFCV runs its operations on numba threads, which cannot exceed the machine's count
-        self.num_workers = min(max(1, num_workers), numba.config.NUMBA_NUM_THREADS)
-        self.os_cache, self.batches_ahead = os_cache, batches_ahead
-        self.order = order if self.train else "fastkd"  # evaluation is always exact and in data-set order
+        self.num_workers = min(max(1, self.layout.num_workers), numba.config.NUMBA_NUM_THREADS)
+        self.os_cache, self.batches_ahead = self.options.os_cache, self.options.batches_ahead
+        self.order = self.options.order if self.train else "fastkd"  # evaluation: exact, in data-set order
         self._seed = RuntimeSeed()  # this epoch's augmentation seed, read by the compiled operations
         self._ffcv_loader = None
-        self.image_size = image_size
-        # what is left for the device after the FFCV operations ran
-        self._device_spec = dataclasses.replace(spec, cutout=spec.cutout and spec.cutout_after_normalize)
+        self.image_size = self.layout.image_size
+
+    @classmethod
+    def require(cls) -> None:
+        ffcv_module()
+
+    def host_transforms(self) -> set[str]:
+        # crop/flip and cutout on raw pixels are FFCV operations; cutout in normalised space is not
+        return {"crop_flip"} | ({"cutout"} if not self.spec.cutout_after_normalize else set())
 
     def _indices(self, epoch: int | None = None) -> torch.Tensor:
         if self.order != "fastkd":  # FFCV shards and shuffles itself; here only the count matters
@@ -186,10 +201,10 @@ class FfcvPipeline(ShardedPipeline):
         self._seed.set(self._aug_seed())  # no reader thread runs between epochs (see finally below)
         loader.next_epoch = self.epoch  # the epoch FFCV's traversal order (ours or its own) reads
         batches = iter(loader)
-        gen = self._mix_generator()
+        gen = self._device_generator()
         try:
             for (a, b), (images, labels) in zip(slices, batches):
-                x = K.normalize(images, self.data.mean, self.data.std, channels_last=self.channels_last)
+                x = images  # uint8; the finishing path normalises it on the device
                 index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
                     torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
                 yield self._finish(x, labels, index, gen)

@@ -1,28 +1,58 @@
-"""``build_pipeline``: backend name -> pipeline object (iterable of Batch, ``set_epoch``, ``len``).
+"""The backends by name: adding one is its file plus one line in ``_CLASSES``.
 
-Backends are imported on demand: DALI and FFCV are optional. Options beyond the shared ones
-(``engine.pipeline_options`` adds them only for their own backend) go to that backend alone.
+``build_pipeline(name, data, spec, train=..., layout=..., options=...)`` builds one. Backend
+modules import their optional package (DALI, FFCV) only when a pipeline is built or
+``require`` is called, so listing them and reading their ``Options`` costs nothing extra.
 """
 from __future__ import annotations
 
+import dataclasses
 from importlib import import_module
 
-_CLASSES = {"tensor": (".tensor", "TensorPipeline"), "dataloader": (".dataloader", "DataLoaderPipeline"),
-            "dali": (".dali", "DaliPipeline"), "ffcv": (".ffcv", "FfcvPipeline")}
+_CLASSES = {"tensor": ("fastkd.pipelines.tensor", "TensorPipeline"),
+            "dataloader": ("fastkd.pipelines.dataloader", "DataLoaderPipeline"),
+            "dali": ("fastkd.pipelines.dali", "DaliPipeline"),
+            "ffcv": ("fastkd.pipelines.ffcv", "FfcvPipeline")}
 BACKENDS = tuple(_CLASSES)
-# the optional package each backend needs, checked before any data is read
-_REQUIRES = {"dali": ("fastkd.pipelines.dali", "_dali"), "ffcv": ("fastkd.data.beton", "ffcv_module")}
 
 
-def require(backend: str) -> None:
-    """Raise MissingDependency (with the install hint) if ``backend``'s package is absent."""
-    if backend in _REQUIRES:
-        module, fn = _REQUIRES[backend]
-        getattr(import_module(module), fn)()
+def backend_class(name: str) -> type:
+    if name not in _CLASSES:
+        from fastkd.errors import ConfigError
+        raise ConfigError(f"data.backend: unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
+    module, cls = _CLASSES[name]
+    return getattr(import_module(module), cls)
 
 
-def build_pipeline(backend: str, data, spec, **kwargs):
-    if backend not in _CLASSES:
-        raise ValueError(f"data.backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-    module, name = _CLASSES[backend]
-    return getattr(import_module(module, __package__), name)(data, spec, **kwargs)
+def backend_reads(name: str) -> str:
+    """The form of source the backend takes: "arrays", "files" or "beton"."""
+    return backend_class(name).reads
+
+
+def options_classes() -> dict[str, type]:
+    """Each backend's options dataclass (``data.<name>.*`` in the config)."""
+    return {name: backend_class(name).Options for name in BACKENDS}
+
+
+def require(name: str) -> None:
+    """Raise MissingDependency (with the install hint) if the backend's package is absent."""
+    backend_class(name).require()
+
+
+def build_pipeline(name: str, data, spec, *, train: bool, layout=None, options=None, **kwargs):
+    """A backend's pipeline. ``layout`` (a Layout) may be given as its fields instead
+    (device, seed, batch_size, process_index, num_processes, ...); keyword arguments naming the
+    backend's options go to ``options``, so tests and scripts can write ``order="random"``."""
+    from .base import Layout
+    cls = backend_class(name)
+    option_names = {f.name for f in dataclasses.fields(cls.Options)}
+    own = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}
+    if options is None:
+        options = cls.Options(**own)
+    elif own:
+        options = dataclasses.replace(options, **own)
+    if layout is None:
+        layout = Layout.of(**kwargs)
+    elif kwargs:
+        layout = dataclasses.replace(layout, **kwargs)
+    return cls(data, spec, train=train, layout=layout, options=options)

@@ -32,7 +32,7 @@ def jpeg_tree(tmp_path_factory):
 
 
 def _lists(root):
-    lazy = load_splits(DataConfig(name="imagefolder", path=str(root)), decode=False)
+    lazy = load_splits(DataConfig(name="imagefolder", path=str(root)), reads="files")
     full = load_splits(DataConfig(name="imagefolder", path=str(root)))
     for split in full:  # same normalisation for the comparison
         full[split].mean, full[split].std = lazy[split].mean, lazy[split].std
@@ -191,7 +191,7 @@ def test_corrupt_jpeg_is_named(tmp_path, jpeg_tree):
     shutil.copytree(jpeg_tree, root)
     bad = root / "test" / "bee" / "003.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    lazy = load_splits(DataConfig(name="imagefolder", path=str(root), mean=[0.5] * 3, std=[0.25] * 3), decode=False)
+    lazy = load_splits(DataConfig(name="imagefolder", path=str(root), mean=[0.5] * 3, std=[0.25] * 3), reads="files")
     with pytest.raises(DataError, match="003.jpg"):
         list(_dali(lazy["test"]))
 

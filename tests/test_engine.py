@@ -106,8 +106,8 @@ def test_finished_run_is_not_redone_and_other_config_is_refused(teacher_run):
 def test_run_that_failed_while_starting_can_be_rerun_with_a_fixed_config(tmp_path):
     pytest.importorskip("nvidia.dali")  # the failure used: a DALI option this machine cannot honour
     out = tmp_path / "r"
-    with pytest.raises(C.ConfigError, match="data.dali_decode=mixed"):
-        engine.train(_cfg("data.backend=dali", "data.dali_decode=mixed", "device=cpu"), out, progress=False)
+    with pytest.raises(C.ConfigError, match="data.dali.decode=mixed"):
+        engine.train(_cfg("data.backend=dali", "data.dali.decode=mixed", "device=cpu"), out, progress=False)
     assert (out / "config.yaml").is_file() and not (out / "checkpoints").exists()
     m = engine.train(_cfg("train.epochs=1"), out, progress=False)  # nothing was trained: no --overwrite needed
     assert m["epochs"] == 1

@@ -108,12 +108,13 @@ def _beton(root: Path) -> str:
     return _digest([_sha_file(meta), sizes])
 
 
-def data_fingerprint(cfg) -> str:
-    """Content identity of the data named by ``cfg`` (a DataConfig); raises DataError when the
-    data cannot be found (the same message loading would give)."""
+def data_fingerprint(cfg, reads: str = "arrays") -> str:
+    """Content identity of the data named by ``cfg`` (a DataConfig) in the form a backend reads
+    it (see ``load_splits``); raises DataError when the data cannot be found (the same message
+    loading would give)."""
     from . import cifar
     from .loading import sample_path, default_cache_dir
-    if cfg.backend == "ffcv" and cfg.path:
+    if reads == "beton" and cfg.path:
         return "beton:" + _beton(Path(cfg.path).expanduser())
     if cfg.name == "sample":
         p = sample_path()

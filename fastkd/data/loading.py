@@ -134,17 +134,23 @@ def file_channel_stats(files: list[str], limit: int = 2000, seed: int = 0):
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str, ImageArrays]:
-    """Read the data set named by ``cfg`` (a DataConfig) -> {"train", "test"[, "val"]}.
+SOURCE_FORMS = ("arrays", "files", "beton")
 
-    ``decode=False`` lists an ImageFolder tree without decoding it (pixels are read later by a
-    backend that decodes files itself); other sources are always loaded.
+
+def load_splits(cfg, *, progress: bool = False, reads: str = "arrays") -> dict[str, ImageArrays]:
+    """Read the data set named by ``cfg`` (a DataConfig) -> {"train", "test"[, "val"]}, in the
+    form the consuming backend reads (its ``reads``): "arrays" decodes everything into uint8
+    arrays; "files" lists an ImageFolder tree without decoding it (the backend decodes the files;
+    other sources are still arrays); "beton" lists a folder written by `fastkd data convert`.
     """
     if cfg.name not in DATASETS:
         raise DataError(f"data.name: unknown data set {cfg.name!r}; allowed: {', '.join(DATASETS)}")
-    if getattr(cfg, "backend", None) == "ffcv":  # pixels stay in the .beton files
+    if reads not in SOURCE_FORMS:
+        raise ValueError(f"reads must be one of {SOURCE_FORMS}, got {reads!r}")
+    if reads == "beton":  # pixels stay in the .beton files
         if not cfg.path:
-            raise DataError("data.path: the ffcv backend needs the folder written by `fastkd data convert --to beton`")
+            raise DataError("data.path: this backend reads the folder written by `fastkd data convert --to beton`; "
+                            "set data.path to it")
         from .beton import read_listing
         parts = read_listing(cfg.path, cfg.name)
     elif cfg.name in cifar.CIFAR:
@@ -162,7 +168,7 @@ def load_splits(cfg, *, progress: bool = False, decode: bool = True) -> dict[str
         else:
             root = Path(cfg.path).expanduser()
             imagefolder.check_root(root)
-        lazy = not decode and cfg.name == "imagefolder"
+        lazy = reads == "files" and cfg.name == "imagefolder"
         raw = _list_folder(root, cfg) if lazy else _read_folder(root, cfg, progress)
         classes = raw["classes"]
         if cfg.name == "sample":  # a CIFAR-10 subset: use CIFAR-10's statistics

@@ -28,6 +28,7 @@ from ..errors import DataError, FastkdError, RunDirError
 from ..identity import digest, explain_difference, run_identity
 from ..lock import FolderLock
 from ..metrics.analysis import analyze_run
+from ..pipelines import backend_reads
 from .ledger import Ledger
 from .spec import RunSpec, StudyConfig, plan
 
@@ -48,7 +49,7 @@ def plan_identities(runs: list[RunSpec]) -> dict[str, dict]:
         key = json.dumps([d.name, d.backend, str(Path(d.path).expanduser().resolve()) if d.path else None,
                           d.download, d.cache_dir])
         if key not in fingerprints:
-            fingerprints[key] = data_fingerprint(d)
+            fingerprints[key] = data_fingerprint(d, backend_reads(d.backend))
         teacher = digest(out[run.teacher_id]) if run.teacher_id else None
         out[run.id] = run_identity(run.config, run.kind, data=fingerprints[key], teacher=teacher)
     return out
