@@ -9,7 +9,7 @@ RUNS ?= runs/demo
 # the install stamp, so `make system-deps` followed by `make test` adds FFCV.
 FFCV_DEPS := $(shell pkg-config --exists libturbojpeg 2>/dev/null && (pkg-config --exists opencv4 2>/dev/null || pkg-config --exists opencv 2>/dev/null) && echo yes || echo no)
 
-.PHONY: install install-test system-deps demo test test-fast bench clean
+.PHONY: install install-test system-deps demo lint test test-fast bench clean
 
 # What `make demo` needs: fastkd, torch (CPU build), faiss-cpu. No DALI (a ~590 MB CUDA wheel).
 install: $(VENV)/.installed-core
@@ -38,7 +38,10 @@ system-deps:
 demo: install
 	$(VENV)/bin/fastkd study --preset demo --out $(RUNS)
 
-test: install-test
+lint: install-test
+	$(VENV)/bin/ruff check fastkd pipelines kernels tests scripts
+
+test: lint
 	$(PY) -m pytest -q
 
 test-fast: install-test

@@ -30,12 +30,14 @@ def _resolve(args, extra: dict | None = None, inherit: dict | None = None):
     return build(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra, inherit=inherit)
 
 
-def _print_metrics(m: dict, out: Path) -> None:
-    print(f"\n{m['kind']} {m['model']} (augment={m['augment']}, seed={m['seed']}): "
-          f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['test_examples']} images, "
-          f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''}, {m['images_per_second']:.0f} img/s")
-    if "agreement" in m:
-        print(f"teacher test accuracy {100 * m['teacher_test_accuracy']:.2f}%, top-1 agreement {100 * m['agreement']:.2f}%")
+def _print_metrics(metrics: dict, out: Path) -> None:
+    from .runrecord import RunMetrics
+    m = RunMetrics.from_dict(metrics)
+    print(f"\n{m.kind} {m.model} (augment={m.augment}, seed={m.seed}): "
+          f"test accuracy {100 * m.test_accuracy:.2f}% on {m.test_examples} images, "
+          f"{m.epochs} epoch{'s' if m.epochs != 1 else ''}, {m.images_per_second:.0f} img/s")
+    if m.agreement is not None:
+        print(f"teacher test accuracy {100 * m.teacher_test_accuracy:.2f}%, top-1 agreement {100 * m.agreement:.2f}%")
     print(f"run directory: {out}  (metrics.json, model.safetensors, test_outputs.npz, train.log)")
 
 
@@ -266,12 +268,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_library_messages() -> None:
+    """Library modules log (logger "fastkd"); the command shows their messages as plain lines:
+    information on stdout, warnings on stderr (the streams current when each line is written)."""
+    import logging
+
+    class Console(logging.Handler):
+        def emit(self, record):
+            stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+
+    logger = logging.getLogger("fastkd")
+    if not any(type(h).__name__ == "Console" for h in logger.handlers):
+        handler = Console()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options: `fastkd bench --data X` works as is
         from .bench import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
+    _show_library_messages()
     try:
         return args.func(args)
     except FastkdError as exc:

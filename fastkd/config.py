@@ -108,7 +108,8 @@ class TrainConfig:
 
 @dataclass
 class DistillConfig:
-    teacher: str | None = opt(None, execution=True)  # a run directory written by `fastkd train` (its identity counts, not its path)
+    # a run directory written by `fastkd train`; its identity counts, not its path
+    teacher: str | None = opt(None, execution=True)
     temperature: float = opt(20.0, range=POSITIVE)
     gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
     reduction: Literal["batchmean", "mean"] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
@@ -496,7 +497,8 @@ def config_reference() -> str:
             tp = hints[f.name]
             lit = [a for a in (typing.get_args(tp) if typing.get_origin(tp) is Literal else ())]
             valid = ", ".join(map(str, lit)) if lit else (str(f.metadata.get("range")) if f.metadata.get("range") else "")
-            tname = re.sub(r"typing\.|Literal\[.*\]", "", str(tp)).replace("<class '", "").replace("'>", "").replace(" | ", " or ") or "choice"
+            tname = re.sub(r"typing\.|Literal\[.*\]", "", str(tp)).replace("<class '", "").replace("'>", "")
+            tname = tname.replace(" | ", " or ") or "choice"
             rows.append(f"| `{prefix}{f.name}` | {tname} | `{v!r}` | {valid} | "
                         f"{'execution-only' if f.metadata.get('execution') else ''} |")
     walk(Config(), "")

@@ -7,7 +7,6 @@ in DDP. Every epoch ends with a checkpoint; rerunning the same command resumes.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import time
@@ -17,17 +16,17 @@ import torch
 
 from . import checkpoint as ckpt
 from . import models, runinfo, seeding
-from .config import Config, ConfigError, from_dict
-from .data import load_splits
+from .config import Config, from_dict
 from .data.fingerprint import data_fingerprint
 from .errors import TrainingError
 from .evaluate import evaluate, save_outputs
 from .identity import digest, run_identity, teacher_identity
-from .losses import kd_loss, soft_cross_entropy
+from .objectives import objective_for
+from .runrecord import RunMetrics
+from .runsetup import build_run_setup
 from .optim import build_optimizer, build_scheduler
-from .pipelines import Layout, backend_reads, build_pipeline
+from .pipelines import backend_reads
 from .pipelines import require as require_backend
-from .pipelines.spec import make_spec
 from .rundir import RunDir, write_json
 
 PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)
@@ -54,18 +53,6 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
     project = ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "tracking")) if out_dir else None
     return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
                        log_with=trackers, project_config=project)
-
-
-def pipeline_layout(cfg: Config, acc, *, batch_size: int, drop_last: bool | None = None) -> Layout:
-    """The process layout every backend of this run shares."""
-    return Layout(device=acc.device, seed=cfg.seed, batch_size=batch_size, rank=acc.process_index,
-                  world=acc.num_processes, drop_last=drop_last, channels_last=cfg.train.channels_last,
-                  num_workers=cfg.data.num_workers, image_size=cfg.data.image_size)
-
-
-def backend_options(cfg: Config):
-    """The run's ``data.<backend>`` section (None for a backend without options)."""
-    return getattr(cfg.data, cfg.data.backend, None)
 
 
 def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None
@@ -121,18 +108,6 @@ def run_identity_of(cfg: Config, kind: str) -> dict:
     return run_identity(cfg, kind, data=data_fingerprint(cfg.data, backend_reads(cfg.data.backend)), teacher=teacher)
 
 
-def check_input_size(model_name: str, model, data) -> None:
-    """Networks with a fixed-size flatten (LeNet, AlexNet) take only the size they were built for."""
-    need = getattr(model, "input_size", None)
-    if need is None or not data.decoded:
-        return
-    h, w = data.images.shape[1:3]
-    if (h, w) != (need, need):
-        raise ConfigError(f"model: {model_name} takes {need}x{need} images (its classifier has a fixed input size), "
-                          f"the data's are {w}x{h}; set data.image_size={need} or choose a model with global "
-                          "pooling (e.g. resnet18)")
-
-
 class Trainer:
     def __init__(self, cfg: Config, out_dir, *, kind: str = "teacher", overwrite: bool = False, progress: bool = True):
         if kind not in ("teacher", "student"):
@@ -169,47 +144,30 @@ class Trainer:
     def _setup(self):
         cfg, acc = self.cfg, self.acc
         seeding.seed_everything(cfg.seed)  # same initial weights on every process
-        data = load_splits(cfg.data, progress=self.progress and self.main, reads=backend_reads(cfg.data.backend))
-        self.num_classes = data["train"].num_classes
-        self.spec = make_spec(cfg.augment, **dataclasses.asdict(cfg.aug))
-        options = backend_options(cfg)
-        train_layout = pipeline_layout(cfg, acc, batch_size=cfg.train.batch_size, drop_last=cfg.train.drop_last)
-        eval_layout = pipeline_layout(cfg, acc, batch_size=cfg.data.eval_batch_size)
-        self.train_pipe = build_pipeline(cfg.data.backend, data["train"], self.spec, train=True, layout=train_layout,
-                                         options=options)
-        eval_spec = make_spec("none")
-        eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs else [])  # k-NN needs train
-        self.eval_pipes = {name: build_pipeline(cfg.data.backend, data[name], eval_spec, train=False, layout=eval_layout,
-                                                options=options) for name in eval_sets if name in data}
-        self.data_sizes = {k: len(v) for k, v in data.items()}
-        self.skipped = {k: v.skipped for k, v in data.items() if v.skipped}
-
-        self.classes = list(data["train"].classes)
-        model = models.create(cfg.model, self.num_classes)
-        check_input_size(cfg.model, model, data["train"])
-        if cfg.train.sync_bn and acc.num_processes > 1:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.teacher, self.teacher_cfg = None, None
+        teacher_loader = None
         if self.kind == "student" and cfg.distill.teacher:
-            self.teacher, self.teacher_cfg = load_teacher(cfg.distill.teacher, self.num_classes, acc.device,
-                                                          classes=self.classes)
-            if cfg.train.channels_last:
-                self.teacher = self.teacher.to(memory_format=torch.channels_last)
+            teacher_loader = lambda k, classes: load_teacher(cfg.distill.teacher, k, acc.device, classes=classes)[0]  # noqa: E731
+        eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs else [])  # k-NN needs train
+        s = build_run_setup(cfg, acc, eval_sets=eval_sets, progress=self.progress and self.main,
+                            teacher_loader=teacher_loader)
+        self.setup = s
+        self.classes, self.num_classes, self.spec = s.classes, s.num_classes, s.spec
+        self.data_sizes, self.skipped = s.data_sizes, s.skipped
+        self.train_pipe, self.eval_pipes, self.teacher = s.train_pipe, s.eval_pipes, s.teacher
         steps = len(self.train_pipe)
         if cfg.train.max_steps_per_epoch:
             steps = min(steps, cfg.train.max_steps_per_epoch)
         if steps == 0:
             raise TrainingError(f"train.batch_size={cfg.train.batch_size} is larger than this process's share of "
-                                f"the training set ({self.train_pipe.num_samples or len(data['train'])} images); "
+                                f"the training set ({self.train_pipe.num_samples} images); "
                                 "lower it or set train.drop_last=false")
         self.steps_per_epoch = steps
-        optimizer = build_optimizer(model.parameters(), cfg.train)
+        optimizer = build_optimizer(s.model.parameters(), cfg.train)
         self.scheduler = build_scheduler(optimizer, steps_per_epoch=math.ceil(steps / cfg.train.grad_accum), tc=cfg.train)
-        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.model, self.optimizer = acc.prepare(s.model, optimizer)
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
-        self.teacher_forward = (torch.compile(self.teacher) if cfg.train.compile else self.teacher) if self.teacher else None
+        self.objective = objective_for(cfg, self.teacher, autocast=acc.autocast,
+                                       compile_fn=torch.compile if cfg.train.compile else None)
 
     @property
     def bare_model(self):
@@ -250,13 +208,7 @@ class Trainer:
 
     # ---- one epoch ---------------------------------------------------------------------------
     def _loss(self, batch):
-        logits = self.forward(batch.images)
-        if self.teacher_forward is None or self.cfg.distill.gamma == 0:
-            return soft_cross_entropy(logits, batch.targets)
-        with torch.no_grad(), self.acc.autocast():
-            t_logits = self.teacher_forward(batch.images)
-        d = self.cfg.distill
-        return kd_loss(logits, t_logits, batch.targets, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction)
+        return self.objective.loss(self.forward(batch.images), batch)
 
     def _train_epoch(self, epoch: int, bar) -> dict:
         acc, cfg = self.acc, self.cfg
@@ -303,8 +255,7 @@ class Trainer:
     def run(self) -> dict:
         try:
             if self.status == "done":
-                import json
-                return json.loads(self.rd.metrics.read_text())
+                return RunMetrics.load(self.rd.metrics).to_dict()
             return self._run()
         except torch.OutOfMemoryError as exc:
             raise TrainingError(f"out of memory on {self.acc.device} ({str(exc).splitlines()[0][:200]}); lower "
@@ -377,27 +328,26 @@ class Trainer:
             ckpt.load_weights(self.bare_model, self.rd.best, **self._weights_meta())
         test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher)
         val = evaluate(self.bare_model, self.eval_pipes["val"], acc) if "val" in self.eval_pipes else None
-        train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True) if cfg.train.save_train_outputs else None
+        train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True) \
+            if cfg.train.save_train_outputs else None
         speeds = [h["images_per_second"] for h in history]
-        metrics = {
-            "kind": self.kind, "model": cfg.model, "augment": cfg.augment, "seed": cfg.seed,
-            "test_accuracy": test.accuracy, "test_loss": test.loss, "test_examples": test.count,
-            "epochs": len(history), "selected_epoch": best["epoch"] if cfg.train.select != "last" else len(history),
-            "select": cfg.train.select,
+        o = test.outputs
+        record = RunMetrics(
+            kind=self.kind, model=cfg.model, augment=cfg.augment, seed=cfg.seed, test_accuracy=test.accuracy,
+            test_loss=test.loss, test_examples=test.count, epochs=len(history),
+            selected_epoch=best["epoch"] if cfg.train.select != "last" else len(history), select=cfg.train.select,
             # the first epoch carries warm-up and compilation; report the rest when there is a rest
-            "images_per_second": float(sorted(speeds[1:] or speeds)[len(speeds[1:] or speeds) // 2]),
-            "train_seconds": sum(h["train_seconds"] for h in history), "num_processes": acc.num_processes,
-            "data_sizes": self.data_sizes, "identity": digest(self.identity), "history": history,
-        }
-        if val is not None:
-            metrics |= {"val_accuracy": val.accuracy, "val_loss": val.loss}
-        if self.skipped:
-            metrics["skipped_images"] = {k: len(v) for k, v in self.skipped.items()}
-        if self.teacher is not None:
-            o = test.outputs
-            metrics["teacher"] = cfg.distill.teacher
-            metrics["teacher_test_accuracy"] = float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
-            metrics["agreement"] = float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
+            images_per_second=float(sorted(speeds[1:] or speeds)[len(speeds[1:] or speeds) // 2]),
+            train_seconds=sum(h["train_seconds"] for h in history), num_processes=acc.num_processes,
+            data_sizes=self.data_sizes, identity=digest(self.identity), history=history,
+            val_accuracy=val.accuracy if val is not None else None, val_loss=val.loss if val is not None else None,
+            skipped_images={k: len(v) for k, v in self.skipped.items()} or None,
+            teacher=cfg.distill.teacher if self.teacher is not None else None,
+            teacher_test_accuracy=float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
+            if self.teacher is not None else None,
+            agreement=float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
+            if self.teacher is not None else None)
+        metrics = record.to_dict()
         if self.main:
             ckpt.save_weights(self.bare_model, self.rd.model, **self._weights_meta(),
                               extra={"identity": digest(self.identity)})

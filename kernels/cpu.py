@@ -112,21 +112,29 @@ def cutout_one(img, cy, cx, size, fill):
                 img[r, col, ch] = fill
 
 
-@nb.njit(parallel=True)
-def pad_crop_flip_batch(images, out, indices, seed, pad, flip):
-    """Batch version (N, H, W, C): per-sample offsets and flips from (seed, index)."""
-    for i in nb.prange(images.shape[0]):
-        oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
-        pad_crop_flip_one(images[i], out[i], pad, oy, ox, f)
-    return out
+# The per-batch loops of the FFCV operations. FFCV compiles the function an operation returns
+# with its own parallel iterator (``loop``); the same source compiled with ``range`` is what the
+# tests run, so the tested loop is the production loop. Parameters are closed over (numba bakes
+# them in); the epoch's seed is read at run time from ``seed_address`` (a RuntimeSeed).
+def pad_crop_flip_op(loop, pad: int, flip: bool, seed_address: int):
+    """(images (N, H, W, C), dst, indices) -> dst: zero-pad, random crop, flip, per (seed, index)."""
+    def pad_crop_flip(images, dst, indices):
+        seed = read_int64(seed_address)
+        for i in loop(images.shape[0]):
+            oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
+            pad_crop_flip_one(images[i], dst[i], pad, oy, ox, f)
+        return dst
+    return pad_crop_flip
 
 
-@nb.njit(parallel=True)
-def cutout_batch(images, indices, seed, size, holes, fill):
-    """In-place cutout of ``holes`` squares per sample, centres uniform over the image."""
-    h, w = images.shape[1], images.shape[2]
-    for i in nb.prange(images.shape[0]):
-        for k in range(holes):
-            cy, cx = cutout_centre(seed, np.int64(indices[i]), k, h, w)
-            cutout_one(images[i], cy, cx, size, fill)
-    return images
+def cutout_op(loop, size: int, holes: int, seed_address: int, fill: int = 0):
+    """(images, dst, indices) -> images, cut out in place: ``holes`` squares per sample."""
+    def cutout(images, dst, indices):
+        seed = read_int64(seed_address)
+        h, w = images.shape[1], images.shape[2]
+        for i in loop(images.shape[0]):
+            for k in range(holes):
+                cy, cx = cutout_centre(seed, np.int64(indices[i]), k, h, w)
+                cutout_one(images[i], cy, cx, size, fill)
+        return images
+    return cutout

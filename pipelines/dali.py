@@ -49,7 +49,7 @@ def _dali():
     try:
         import nvidia.dali  # noqa: F401
         return nvidia.dali
-    except ImportError as exc:
+    except ImportError:
         raise MissingDependency(install_hint()) from None
 
 
@@ -83,6 +83,11 @@ class DaliPipeline(ShardedPipeline):
         self._layout = "HWC" if self.channels_last else "CHW"
         self._builder = None  # one background thread, started with the first epoch
         self._next = None  # (epoch, future of its built pipeline)
+
+    @property
+    def prepared_epoch(self) -> int | None:
+        """The epoch whose pipeline is built (or being built) ahead, if any."""
+        return self._next[0] if self._next is not None else None
 
     # ---- one pipeline per epoch, the next one built while this one runs --------------------
     def _build(self, epoch: int, order: np.ndarray):

@@ -26,7 +26,7 @@ import torch
 from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.errors import ConfigError
 from fastkd.fields import AT_LEAST_ONE, opt
-from fastkd.kernels.cpu import RuntimeSeed, crop_flip_draws, cutout_centre, cutout_one, pad_crop_flip_one, read_int64
+from fastkd.kernels.cpu import RuntimeSeed, cutout_op, pad_crop_flip_op
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
@@ -59,16 +59,7 @@ def _ffcv_classes():
             self.pad, self.flip, self.seed_address = pad, flip, seed_address
 
         def generate_code(self):
-            loop = Compiler.get_iterator()
-            pad, flip, seed_address = self.pad, self.flip, self.seed_address
-
-            def pad_crop_flip(images, dst, indices):
-                seed = read_int64(seed_address)
-                for i in loop(images.shape[0]):
-                    oy, ox, f = crop_flip_draws(seed, np.int64(indices[i]), pad, flip)
-                    pad_crop_flip_one(images[i], dst[i], pad, oy, ox, f)
-                return dst
-
+            pad_crop_flip = pad_crop_flip_op(Compiler.get_iterator(), self.pad, self.flip, self.seed_address)
             pad_crop_flip.is_parallel = True
             pad_crop_flip.with_indices = True
             return pad_crop_flip
@@ -84,18 +75,7 @@ def _ffcv_classes():
             self.size, self.holes, self.seed_address = size, holes, seed_address
 
         def generate_code(self):
-            loop = Compiler.get_iterator()
-            size, holes, seed_address = self.size, self.holes, self.seed_address
-
-            def cutout(images, dst, indices):
-                seed = read_int64(seed_address)
-                h, w = images.shape[1], images.shape[2]
-                for i in loop(images.shape[0]):
-                    for k in range(holes):
-                        cy, cx = cutout_centre(seed, np.int64(indices[i]), k, h, w)
-                        cutout_one(images[i], cy, cx, size, 0)
-                return images
-
+            cutout = cutout_op(Compiler.get_iterator(), self.size, self.holes, self.seed_address)
             cutout.is_parallel = True
             cutout.with_indices = True
             return cutout
@@ -169,7 +149,8 @@ class FfcvPipeline(ShardedPipeline):
         spec, seed = self.spec, self._seed.address
         if self.image_size:  # ImageNet-style: FFCV's resized-crop decoders
             s = (self.image_size, self.image_size)
-            decoder = RandomResizedCropRGBImageDecoder(s) if (self.train and spec.crop_flip) else CenterCropRGBImageDecoder(s, 224 / 256)
+            decoder = RandomResizedCropRGBImageDecoder(s) if (self.train and spec.crop_flip) else \
+                CenterCropRGBImageDecoder(s, 224 / 256)
             ops = [decoder] + ([PadCropFlip(0, True, seed)] if self.train and spec.crop_flip and spec.flip else [])
         else:
             ops = [SimpleRGBImageDecoder()]

@@ -25,17 +25,9 @@ def cifar_jpeg_tree(tmp_path_factory):
     return root
 
 
-# Device-parametrised tests: the "cuda" variant runs only where a GPU is visible (the prepared
-# device check, scripts/device_check.sh); on CPU-only machines it is reported as skipped.
-import torch  # noqa: E402
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+from helpers import needs_cuda  # noqa: E402
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=needs_cuda)])
 def device(request):
     return request.param
-
-
-def seeded(device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from conftest import seeded
+from helpers import seeded
 from fastkd.kernels import augment as K
 
 
@@ -65,7 +65,8 @@ def test_normalize_matches_float64_formula_and_layout(device):
     out = K.normalize(x.to(device), mean, std)
     assert out.is_contiguous(memory_format=torch.channels_last)
     out = out.cpu()
-    ref = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+    m, s = (torch.tensor(v, dtype=torch.float64).view(1, 3, 1, 1) for v in (mean, std))
+    ref = (x.double() / 255 - m) / s
     torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-6)
 
 

@@ -178,14 +178,14 @@ def test_corrupt_ledger_record_is_named_set_aside_and_redone(finished_study, tmp
 
 
 @pytest.mark.slow
-def test_corrupt_saved_outputs_of_a_finished_run_are_named_and_the_run_finished_again(finished_study, tmp_path, capsys):
+def test_corrupt_saved_outputs_of_a_finished_run_are_named_and_the_run_finished_again(finished_study, tmp_path, caplog):
     from fastkd.study import load_study, run_study
     out = _copy(finished_study, tmp_path)
     run = out / "runs" / "student-lenet-kd-from-resnet8-none-s0"
     (out / "ledger" / "student-lenet-kd-from-resnet8-none-s0.json").unlink()
     (run / "test_outputs.npz").write_bytes(b"PK\x03\x04garbage")
     records = {r["id"]: r for r in run_study(load_study(extra=STUDY), out, progress=False, report=False)}
-    assert "test_outputs.npz: unreadable saved outputs" in capsys.readouterr().out
+    assert "test_outputs.npz: unreadable saved outputs" in caplog.text
     assert records["student-lenet-kd-from-resnet8-none-s0"]["status"] == "done"
     assert np.load(run / "test_outputs.npz")["logits"].shape == (100, 10)
     assert (run / "test_outputs.npz.corrupt").exists()
@@ -245,7 +245,8 @@ def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys)
     # the smoke preset names the bundled sample: the student still reads the teacher's tree
     s = tmp_path / "s"
     assert cli_main(["distill", "--preset", "smoke", "--teacher", str(t), "--set", "train.epochs=1",
-                     "--set", "train.batch_size=6", "--set", "data.limit_train=18", "--set", "data.limit_test=9", "--out", str(s), "--quiet"]) == 0
+                     "--set", "train.batch_size=6", "--set", "data.limit_train=18", "--set", "data.limit_test=9",
+                     "--out", str(s), "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
     assert json.loads((s / "metrics.json").read_text())["data_sizes"] == {"train": 18, "test": 9}
     assert f"data imagefolder at {tree}" in (s / "train.log").read_text()

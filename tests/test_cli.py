@@ -36,5 +36,7 @@ def test_info_lists_run_and_study_presets(capsys):
 
 def test_summary_line_says_one_epoch(capsys, tmp_path):
     _print_metrics({"kind": "teacher", "model": "resnet8", "augment": "none", "seed": 0, "test_accuracy": 0.5,
-                    "test_examples": 10, "epochs": 1, "images_per_second": 100.0}, tmp_path)
+                    "test_loss": 1.0, "test_examples": 10, "epochs": 1, "selected_epoch": 1, "select": "last",
+                    "images_per_second": 100.0, "train_seconds": 1.0, "num_processes": 1, "data_sizes": {},
+                    "identity": "x"}, tmp_path)
     assert "1 epoch," in capsys.readouterr().out

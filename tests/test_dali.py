@@ -125,7 +125,7 @@ def test_cutout_in_the_graph_zeroes_a_clipped_square(device, channels_last):
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_mixing_semantics_on_dali_batches(augment, per_sample, device):
-    from mixcheck import check_mixed_batch
+    from helpers import check_mixed_batch
     data = load_splits(DataConfig(name="sample", limit_train=96))["train"]
     plain = {int(b.index[i]): b.images[i] for b in _dali(data, batch_size=96) for i in range(len(b))}
     for b in _cpu_batches(_dali(data, augment, train=True, batch_size=32, params={"per_sample": per_sample}, device=device)):
@@ -163,7 +163,7 @@ def test_pipeline_built_ahead_for_the_next_epoch_matches_a_fresh_one(jpeg_tree):
     for epoch in (0, 1, 5):  # 1 was built during 0; 5 is a jump (a resumed run): the build for 2 is dropped
         p.set_epoch(epoch)
         batches = list(p)
-        assert p._next[0] == epoch + 1
+        assert p.prepared_epoch == epoch + 1
         fresh = _dali(lazy["train"], "crop_flip+cutout", train=True)
         fresh.set_epoch(epoch)
         for a, b in zip(batches, fresh, strict=True):
@@ -172,7 +172,7 @@ def test_pipeline_built_ahead_for_the_next_epoch_matches_a_fresh_one(jpeg_tree):
     assert not torch.equal(firsts[0], firsts[1]) and not torch.equal(firsts[1], firsts[2]), "epochs differ"
     evaluation = _dali(lazy["test"])  # evaluated again and again without set_epoch: same pipeline each time
     runs = [list(evaluation) for _ in range(2)]
-    assert evaluation._next[0] == 0 and len(runs[1]) == 3
+    assert evaluation.prepared_epoch == 0 and len(runs[1]) == 3
     assert all(torch.equal(a.images, b.images) for a, b in zip(*runs, strict=True))
 
 

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from fastkd.config import DataConfig
 from fastkd.data import DataError, cifar, load_splits

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import needs_cuda
+from helpers import needs_cuda
 from fastkd import config as C
 from fastkd import engine
 from fastkd.checkpoint import CheckpointError
@@ -134,8 +134,9 @@ def test_selection_by_validation_loss_keeps_best_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
-    real = engine.soft_cross_entropy
-    monkeypatch.setattr(engine, "soft_cross_entropy", lambda lg, t: real(lg, t) * float("nan"))
+    from fastkd import objectives
+    real = objectives.soft_cross_entropy
+    monkeypatch.setattr(objectives, "soft_cross_entropy", lambda lg, t: real(lg, t) * float("nan"))
     with pytest.raises(engine.TrainingError, match=r"loss became nan (at|during) epoch 1"):
         engine.train(_cfg(), tmp_path / "r", progress=False)
 

@@ -9,62 +9,8 @@ import torch
 
 from fastkd.config import DataConfig
 from fastkd.data import DataError, load_splits
-from fastkd.kernels import cpu
 from fastkd.pipelines import build_pipeline
 from fastkd.pipelines.spec import make_spec
-
-
-# ---- numba kernels against numpy references (need numba only) ------------------------------
-@pytest.mark.parametrize("seed", range(4))
-def test_pad_crop_flip_kernel_matches_numpy(seed):
-    rng = np.random.default_rng(seed)
-    h, w, pad = rng.integers(3, 12), rng.integers(3, 12), int(rng.integers(0, 5))
-    src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    oy, ox, flip = int(rng.integers(0, 2 * pad + 1)), int(rng.integers(0, 2 * pad + 1)), bool(rng.integers(2))
-    dst = np.empty_like(src)
-    cpu.pad_crop_flip_one(src, dst, pad, oy, ox, flip)
-    ref = np.pad(src, ((pad, pad), (pad, pad), (0, 0)))[oy:oy + h, ox:ox + w]
-    np.testing.assert_array_equal(dst, ref[:, ::-1] if flip else ref)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_cutout_kernel_matches_numpy(seed):
-    rng = np.random.default_rng(seed)
-    h, w, size = rng.integers(4, 20), rng.integers(4, 20), int(rng.integers(1, 10))
-    img = rng.integers(1, 256, (h, w, 3), dtype=np.uint8)
-    cy, cx = int(rng.integers(h)), int(rng.integers(w))
-    ref = img.copy()
-    ref[max(cy - size // 2, 0):max(cy - size // 2 + size, 0), max(cx - size // 2, 0):max(cx - size // 2 + size, 0)] = 7
-    cpu.cutout_one(img, cy, cx, size, 7)
-    np.testing.assert_array_equal(img, ref)
-
-
-def test_batch_kernels_are_seeded_per_sample_and_cover_offsets():
-    x = np.random.default_rng(0).integers(1, 256, (600, 6, 6, 3), dtype=np.uint8)
-    idx = np.arange(600)
-    a = cpu.pad_crop_flip_batch(x, np.empty_like(x), idx, 11, 2, True)
-    b = cpu.pad_crop_flip_batch(x[::-1].copy(), np.empty_like(x), idx[::-1].copy(), 11, 2, True)
-    np.testing.assert_array_equal(a, b[::-1])  # depends on (seed, index), not on batch position
-    draws = np.array([[cpu.draw_int(11, i, k, 5) for k in range(2)] for i in range(600)])
-    assert set(map(tuple, draws)) == {(p, q) for p in range(5) for q in range(5)}
-    assert abs(np.bincount(draws[:, 0]).std() / 120) < 0.2
-    c = cpu.cutout_batch(x.copy(), idx, 3, 4, 1, 0)
-    assert ((c == 0).all(-1).sum((1, 2)) > 0).all()
-
-
-def test_runtime_seed_is_read_when_the_kernel_runs_not_when_it_compiles():
-    import numba
-    seed = cpu.RuntimeSeed(5)
-    address = seed.address
-
-    @numba.njit
-    def current():
-        return cpu.read_int64(address)
-
-    assert current() == 5
-    seed.set(-(2 ** 62))
-    assert current() == seed.value == -(2 ** 62)
-    assert len(current.signatures) == 1  # one compilation served both values
 
 
 # ---- FFCV itself ------------------------------------------------------------------------------
@@ -93,7 +39,7 @@ def _tensor(data, **kw):
 
 def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons, device):
     out, splits = betons
-    raw = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))
+    raw = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")
     assert raw["train"].classes == splits["train"].classes and np.array_equal(raw["test"].labels, splits["test"].labels)
     n = 0
     for a, b in zip(_ffcv(raw["test"], device=device), _tensor(splits["test"], device=device)):
@@ -103,7 +49,7 @@ def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons, device):
         assert torch.equal(a.images, b.images)
         n += len(a)
     assert n == 70
-    jpg = load_splits(DataConfig(backend="ffcv", path=str(out / "jpeg")))
+    jpg = load_splits(DataConfig(backend="ffcv", path=str(out / "jpeg")), reads="beton")
     std = torch.tensor(splits["test"].std).view(1, 3, 1, 1) * 255
     diffs = [((a.images - b.images) * std).abs() for a, b in zip(_ffcv(jpg["test"]), _tensor(splits["test"]))]
     # re-encoding at quality 90: measured mean error about 1-2 grey levels
@@ -113,7 +59,7 @@ def test_raw_round_trip_is_exact_and_jpeg_within_rounding(betons, device):
 def test_crop_flip_and_raw_cutout_run_as_ffcv_operations(betons):
     from test_augment import _find_crop
     out, splits = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")["train"]
     src = torch.from_numpy(splits["train"].images).permute(0, 3, 1, 2)
     mean = torch.tensor(listing.mean).view(1, 3, 1, 1) * 255
     std = torch.tensor(listing.std).view(1, 3, 1, 1) * 255
@@ -132,7 +78,7 @@ def test_crop_flip_and_raw_cutout_run_as_ffcv_operations(betons):
 
 def test_epochs_are_reproducible_and_differ(betons):
     out, _ = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")["train"]
 
     def epoch(e, seed=0):
         p = _ffcv(listing, "crop_flip+cutmix", train=True, seed=seed)
@@ -148,7 +94,7 @@ def test_one_loader_serves_every_epoch_like_fresh_ones(betons, monkeypatch):
     fresh pipeline, i.e. a resumed run, yields for that epoch: order and augmentation alike."""
     from fastkd.pipelines.ffcv import FfcvPipeline
     out, _ = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")["train"]
     aug = {"augment": "crop_flip+cutout", "params": {"cutout_after_normalize": False}}
     built = []
     real = FfcvPipeline._new_loader
@@ -167,9 +113,9 @@ def test_one_loader_serves_every_epoch_like_fresh_ones(betons, monkeypatch):
 
 @pytest.mark.parametrize("augment", ["mixup", "cutmix"])
 def test_mixing_semantics_on_ffcv_batches(betons, augment, device):
-    from mixcheck import check_mixed_batch
+    from helpers import check_mixed_batch
     out, _ = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), limit_train=96))["train"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), limit_train=96), reads="beton")["train"]
     plain = {int(b.index[i]): b.images[i] for b in _ffcv(listing, batch_size=96) for i in range(len(b))}
     for b in _ffcv(listing, augment, train=True, params={"per_sample": True}, device=device):
         assert b.images.device.type == device
@@ -178,7 +124,7 @@ def test_mixing_semantics_on_ffcv_batches(betons, augment, device):
 
 def test_two_process_shards_disjoint_and_eval_exact(betons):
     out, _ = betons
-    parts = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), val_split=20))
+    parts = load_splits(DataConfig(backend="ffcv", path=str(out / "raw"), val_split=20), reads="beton")
     train = [set(i for b in _ffcv(parts["train"], "crop_flip", train=True, process_index=r, num_processes=2, batch_size=30)
                  for i in b.index.tolist()) for r in range(2)]
     assert not train[0] & train[1] and len(train[0] | train[1]) == 300
@@ -189,7 +135,7 @@ def test_two_process_shards_disjoint_and_eval_exact(betons):
 
 def test_ffcv_native_random_order_trains_and_reshuffles_each_epoch(betons):
     out, _ = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["train"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")["train"]
     for order in ("random", "quasi_random"):
         batches = list(_ffcv(listing, "crop_flip", train=True, order=order))
         assert len(batches) == 10 and all(len(b) == 32 for b in batches)
@@ -245,7 +191,7 @@ def test_bad_beton_files_are_named(tmp_path, betons):
     beton = bad / "sample-test.beton"
     with open(beton, "r+b") as f:  # cut the file short
         f.truncate(os.path.getsize(beton) - 100)
-    listing = load_splits(DataConfig(backend="ffcv", path=str(bad)))["test"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(bad)), reads="beton")["test"]
     with pytest.raises(DataError, match="sample-test.beton: truncated"):
         _ffcv(listing)
 
@@ -260,12 +206,12 @@ def test_bad_beton_files_are_named(tmp_path, betons):
     with pytest.raises(DataError, match=r"fields are \['label'\]"):
         _ffcv(listing)
     with pytest.raises(DataError, match="fastkd-beton.json"):
-        load_splits(DataConfig(backend="ffcv", path=str(tmp_path)))
+        load_splits(DataConfig(backend="ffcv", path=str(tmp_path)), reads="beton")
 
 
 def test_missing_ffcv_explains_how_to_install(monkeypatch, betons):
     out, _ = betons
-    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")))["test"]
+    listing = load_splits(DataConfig(backend="ffcv", path=str(out / "raw")), reads="beton")["test"]
     real_import = builtins.__import__
 
     def no_ffcv(name, globals=None, locals=None, fromlist=(), level=0):

@@ -200,7 +200,7 @@ def test_knn_purity_and_accuracy_equal_loop_references():
         labels = y[tr][row]
         counts = np.bincount(labels, minlength=4)
         tied = np.flatnonzero(counts == counts.max())
-        pred.append(next(l for l in labels if l in tied))
+        pred.append(next(c for c in labels if c in tied))
     acc = np.mean(np.array(pred) == y[te])
     assert knn_accuracy(x[tr], y[tr], x[te], y[te], k, metric="l2", backend="torch") == pytest.approx(acc)
 

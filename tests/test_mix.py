@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import seeded
+from helpers import seeded
 from fastkd.kernels import mix
 
 

@@ -91,7 +91,8 @@ def multiply_adds(model, size=32) -> float:
 
     def linear(m, inp, out):
         total[0] += m.in_features * m.out_features
-    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear) for m in _layers(model, (nn.Conv2d, nn.Linear))]
+    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
+             for m in _layers(model, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
         model.eval()(torch.zeros(1, 3, size, size))
     for h in hooks:

@@ -65,7 +65,8 @@ def test_train_drop_last_and_lengths():
 
 def test_randomness_is_fixed_by_seed_and_epoch(device):
     data = _data()
-    run = lambda seed, epoch: [b.images for b in _epoch(_pipe(data, "crop_flip+cutmix", seed=seed, device=device), epoch)]
+    def run(seed, epoch):
+        return [b.images for b in _epoch(_pipe(data, "crop_flip+cutmix", seed=seed, device=device), epoch)]
     a, b, c, d = run(1, 0), run(1, 0), run(2, 0), run(1, 1)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], c[0]) and not torch.equal(a[0], d[0])

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from fastkd import config as C
 from fastkd import engine
 from fastkd.atomic import write_atomic
 from fastkd.cli import main as cli_main
-from fastkd.errors import CheckpointError, ConfigError, DataError, FastkdError, RunDirError, RunLockedError
+from fastkd.errors import CheckpointError, ConfigError, FastkdError, RunDirError, RunLockedError
 from fastkd.lock import FolderLock
 
 TINY = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "model=resnet8", "train.epochs=2",
@@ -260,8 +259,10 @@ def test_every_numeric_field_has_a_documented_range():
                 yield from walk(v, f"{prefix}{f.name}.")
             else:
                 yield prefix + f.name, hints[f.name], f.metadata.get("range")
-    numeric = [(k, r) for k, tp, r in walk(C.Config()) if any(t in (int, float) for t in
-                                                              (tp, *typing.get_args(tp), *[typing.get_args(a) for a in typing.get_args(tp)]))]
+    def is_numeric(tp):
+        return any(t in (int, float) for t in (tp, *typing.get_args(tp), *[a for x in typing.get_args(tp)
+                                                                         for a in typing.get_args(x)]))
+    numeric = [(k, r) for k, tp, r in walk(C.Config()) if is_numeric(tp)]
     unranged = [k for k, r in numeric if r is None and k not in ("data.mean", "data.std")]  # checked as triples
     assert not unranged
     doc = (REPO / "docs" / "config.md").read_text()

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from conftest import seeded
+from helpers import seeded
 from fastkd.kernels import sampling
 
 
@@ -18,7 +18,8 @@ def test_beta_matches_scipy_distribution(a, b, device):
 
 
 def test_beta_is_determined_by_generator():
-    draw = lambda s: sampling.beta(1.0, 1.0, 100, generator=torch.Generator().manual_seed(s))
+    def draw(s):
+        return sampling.beta(1.0, 1.0, 100, generator=torch.Generator().manual_seed(s))
     assert torch.equal(draw(5), draw(5))
     assert not torch.equal(draw(5), draw(6))
 

@@ -41,7 +41,8 @@ def test_grid_ledger_report_and_significance(tmp_path):
     tables = json.loads((tmp_path / "report" / "tables.json").read_text())
     row = next(r for r in tables["students"] if r["augment"] == "mixup")
     accs = [r["metrics"]["test_accuracy"] for r in records if r["id"].startswith("student-lenet-kd-from-resnet8-mixup")]
-    assert row["test_accuracy"] == pytest.approx(np.mean(accs)) and row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert row["test_accuracy"] == pytest.approx(np.mean(accs))
+    assert row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
     assert 0 <= row["p_value"] <= 1 and row["seeds"] == 2
     rec = next(r for r in records if r["id"] == "student-lenet-kd-from-resnet8-none-s0")
     cd = rec["analysis"]["class_discrimination"]

@@ -27,7 +27,7 @@ def ffcv_module():
     try:
         import ffcv  # noqa: F401
         return ffcv
-    except ImportError as exc:
+    except ImportError:
         raise MissingDependency(ffcv_hint()) from None
 
 

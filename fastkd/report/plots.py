@@ -31,6 +31,13 @@ def _save(fig, path: Path, dpi: int = 120) -> None:
     _plt().close(fig)
 
 
+def _legend(ax, size: int) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size)
+    else:
+        ax.text(0.5, 0.5, "nothing to show (no values computed)", ha="center", va="center", transform=ax.transAxes)
+
+
 def _panels(plt, count: int, width=5.2, height=4.2):
     cols = min(3, max(count, 1))
     rows = math.ceil(max(count, 1) / cols)
@@ -61,7 +68,8 @@ def plot_accuracy_by_augment(tables: dict, path: Path) -> str:
             ax.errorbar(xs, ys, yerr=es, capsize=3, label=f"{label} (n={'/'.join(map(str, n))})", **kw)
 
         line([r for r in tables["teachers"] if r["teacher"] == tm], f"teacher {tm}", marker="s", color="black", lw=2)
-        keys = sorted({(r["student"], r["distill"]) for r in tables["students"] if r["teacher"] == tm and r["distill"] != "scratch"})
+        keys = sorted({(r["student"], r["distill"]) for r in tables["students"]
+                       if r["teacher"] == tm and r["distill"] != "scratch"})
         for i, (sm, dname) in enumerate(keys):
             line([r for r in tables["students"] if (r["student"], r["distill"], r["teacher"]) == (sm, dname, tm)],
                  student_label(sm, tm, dname), marker=MARKERS[i % len(MARKERS)], color=f"C{i}")
@@ -78,7 +86,7 @@ def plot_accuracy_by_augment(tables: dict, path: Path) -> str:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"teacher model {tm}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend(ax, 7)
     fig.suptitle("Test accuracy by the teacher's augmentation\n(error bars: sample std over n seeds)", fontsize=11)
     fig.tight_layout()
     _save(fig, path)
@@ -121,7 +129,7 @@ def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", v
     extra = f"; {undefined} undefined left out" if undefined else ""
     ax.set_title(f"Distilled students: CD vs accuracy\n{stat}, n = {len(pts)} students{extra}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    _legend(ax, 6)
     fig.tight_layout()
     _save(fig, path)
     return (f"each student's CD ({rep}, {variant} variant) against its accuracy, coloured by its teacher's "
@@ -168,7 +176,7 @@ def plot_reliability(records: list[dict], path: Path) -> str:
         ax.set_title("students from scratch" if aug == "scratch" else f"teacher augmentation: {aug}", fontsize=10)
         ax.set_xlabel("confidence (max softmax)")
         ax.set_ylabel("accuracy")
-        ax.legend(fontsize=6)
+        _legend(ax, 6)
     fig.suptitle("Reliability: mean over seeds (band: min-max)\nmarker area = share of test images in the bin",
                  fontsize=11)
     fig.tight_layout()

@@ -29,6 +29,7 @@ from ..identity import digest, explain_difference, run_identity
 from ..lock import FolderLock
 from ..metrics.analysis import analyze_run
 from ..pipelines import backend_reads
+from ..runrecord import RunMetrics
 from .ledger import Ledger
 from .spec import RunSpec, StudyConfig, plan
 
@@ -96,8 +97,8 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         if main:
             for p, why in ledger.scan()[1]:
                 dest = ledger.set_aside(p)
-                print(f"warning: ledger record {p} is unreadable ({why}); set aside as {dest.name}, its run is redone",
-                      flush=True)
+                log.warning("warning: ledger record %s is unreadable (%s); set aside as %s, its run is redone",
+                            p, why, dest.name)
             _check_finished_runs_unchanged(runs, identities, ledger, out)
             write_atomic(out / "study.yaml", yaml.safe_dump(asdict(sc), sort_keys=False), what="study spec")
         state.wait_for_everyone()
@@ -108,9 +109,9 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         if report and main:
             from ..report import write_report
             paths = write_report(records, out / "report", reference_augment=sc.reference_augment)
-            # the results table is the point of the run: printed even without progress output
-            print(paths["summary_text"])
-            print("\nwritten:", *[str(p) for k, p in paths.items() if k != "summary_text"], sep="\n  ")
+            # the results table is the point of the run: shown even without progress output
+            log.info("%s", paths["summary_text"])
+            log.info("\nwritten:\n  %s", "\n  ".join(str(p) for k, p in paths.items() if k != "summary_text"))
         return records
     finally:
         lock.release()
@@ -133,7 +134,7 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
             state.wait_for_everyone()
             return
     if main and progress:
-        print(f"[{n}/{total}] {run.id}", flush=True)
+        log.info("[%d/%d] %s", n, total, run.id)
     run_dir = out / "runs" / run.id
     start = time.perf_counter()
     try:
@@ -145,7 +146,7 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
             try:
                 analysis = _analyze(run_dir, sc)
             except DataError as exc:  # unreadable saved outputs: finish the run again, once
-                print(f"  {exc}; finishing the run again", flush=True)
+                log.warning("  %s; finishing the run again", exc)
                 _set_aside_outputs(run_dir)
                 metrics = train(run.config, run_dir, kind=run.kind, progress=progress)
                 analysis = _analyze(run_dir, sc)
@@ -153,11 +154,11 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
         if main:
             ledger.put(_record(run, identity, "failed", error=f"{type(exc).__name__}: {exc}",
                                traceback=traceback.format_exc(limit=5)))
-            print(f"  failed: {exc}", flush=True)
+            log.warning("  failed: %s", exc)
         state.wait_for_everyone()
         return
     if main:
-        metrics = {k: v for k, v in metrics.items() if k != "history"}
+        metrics = RunMetrics.from_dict(metrics).to_dict(history=False)
         ledger.put(_record(run, identity, "done", metrics=metrics, analysis=analysis,
                            seconds=time.perf_counter() - start, environment=runinfo.environment(state.num_processes)))
     state.wait_for_everyone()
