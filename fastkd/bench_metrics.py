@@ -1,6 +1,7 @@
 """Speed of the latent-space metrics on synthetic features: class discrimination (clean, paper)
-and k-NN purity through FAISS (exact and IVF) and the torch brute force, for N points of D
-dimensions in 10 classes. Prints a table and writes JSON.
+and k-NN purity through FAISS (exact and IVF), the torch brute force and what ``backend="auto"``
+picks, for N points of D dimensions in 10 classes, on the host and (when there is one) on the GPU
+in the same run, with the device's speed-up over the host. Prints a table and writes JSON.
 """
 from __future__ import annotations
 
@@ -34,22 +35,47 @@ def _time(fn, device):
     return time.perf_counter() - t
 
 
+def _devices(choice: str) -> list[torch.device]:
+    if choice == "auto":
+        return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    return [torch.device(choice)]
+
+
 def run(args) -> dict:
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     has_faiss = _faiss() is not None
+    rows = []
+    for device in _devices(args.device):
+        rows += _rows(args, device, has_faiss)
+    _speedups(rows)
+    return {"devices": [str(d) for d in _devices(args.device)], "faiss": has_faiss, "k": args.k,
+            "environment": runinfo.environment(), "results": rows}
+
+
+def _speedups(rows: list) -> None:
+    """On each device row, the host's time over the device's for the same measure and size."""
+    host = {(r["n"], r["d"]): r for r in rows if r.get("device") == "cpu"}
+    for r in rows:
+        h = host.get((r["n"], r["d"]))
+        if r.get("device", "cpu") != "cpu" and h is not None:
+            r["speedup_vs_host"] = {k[:-2]: h[k] / r[k] for k in r if k.endswith("_s") and k in h and r[k] > 0}
+
+
+def _rows(args, device, has_faiss) -> list:
     rows = []
     for n in args.sizes:
         for d in args.dims:
             if n * d * 4 > args.max_bytes:
-                rows.append({"n": n, "d": d, "skipped": f"features exceed --max-bytes {args.max_bytes}"})
+                rows.append({"device": str(device), "n": n, "d": d,
+                             "skipped": f"features exceed --max-bytes {args.max_bytes}"})
                 continue
             x, y = _features(n, d, device)
-            row = {"n": n, "d": d}
+            row = {"device": device.type, "n": n, "d": d}
             row["cd_clean_s"] = _time(lambda: class_discrimination(x, y, "clean"), device)
             if n * d * 8 <= args.max_bytes:
                 row["cd_paper_s"] = _time(lambda: class_discrimination(x, y, "paper"), device)
             if n <= args.max_knn_n:
                 row["knn_torch_s"] = _time(lambda: knn_purity(x, y, args.k, backend="torch"), device)
+                row["knn_auto_s"] = _time(lambda: knn_purity(x, y, args.k, backend="auto"), device)
                 if has_faiss:
                     row["knn_faiss_flat_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss"), device)
                     row["faiss_speedup_vs_torch"] = row["knn_torch_s"] / row["knn_faiss_flat_s"]
@@ -57,16 +83,17 @@ def run(args) -> dict:
                 row["knn_faiss_ivf_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss", index="ivf"), device)
             rows.append(row)
             print(_line(row), flush=True)
-    return {"device": str(device), "faiss": has_faiss, "k": args.k, "environment": runinfo.environment(), "results": rows}
+    return rows
 
 
 def _line(r: dict) -> str:
+    where = f"{r['device']:<5}"
     if "skipped" in r:
-        return f"N={r['n']:>8} D={r['d']:>5}  skipped: {r['skipped']}"
+        return f"{where} N={r['n']:>8} D={r['d']:>5}  skipped: {r['skipped']}"
     cells = [f"{k[:-2]} {v:.3f}s" for k, v in r.items() if k.endswith("_s")]
     if "faiss_speedup_vs_torch" in r:
         cells.append(f"faiss/torch {r['faiss_speedup_vs_torch']:.2f}x")
-    return f"N={r['n']:>8} D={r['d']:>5}  " + "  ".join(cells)
+    return f"{where} N={r['n']:>8} D={r['d']:>5}  " + "  ".join(cells)
 
 
 def main(argv=None) -> int:
@@ -77,7 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-knn-n", type=int, default=50_000, help="exact k-NN only up to this N (it is N^2 D)")
     p.add_argument("--ivf-from", type=int, default=1_000_000, help="also time the FAISS IVF index from this N")
     p.add_argument("--max-bytes", type=float, default=6e9, help="skip sizes whose float32 features exceed this")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: the host, and the GPU too when there is one")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     result = run(args)

@@ -115,7 +115,9 @@ def cmd_metric(args) -> int:
     if not rd.is_finished() or not rd.outputs.is_file():
         raise RunDirError(f"{rd.path}: not a finished fastkd run (no metrics.json / test_outputs.npz); finish it first "
                           "by rerunning its train or distill command")
-    result = analyze_run(args.run, knn_k=args.k, cd_variants=tuple(args.variants))
+    import torch
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    result = analyze_run(args.run, device=device, knn_k=args.k, cd_variants=tuple(args.variants))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -239,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"], choices=["paper", "clean", "gdv"],
                    help="class-discrimination variants")
     p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the metrics are computed (auto: the GPU when there is one)")
     p.set_defaults(func=cmd_metric)
 
     p = _parser(sub, "data", "data set tools: convert to FFCV .beton files")

@@ -113,6 +113,9 @@ class DistillConfig:
     temperature: float = opt(20.0, range=POSITIVE)
     gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
     reduction: Literal["batchmean", "mean"] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
+    # teacher outputs computed once (fastkd/teacher_cache.py): auto = when the student's view has no
+    # augmentation; on = require it; off = run the teacher live every step. Results are the same.
+    cache_teacher: Literal["auto", "on", "off"] = opt("auto", execution=True)
 
 
 @dataclass
@@ -196,6 +199,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):  # YAML 1.1 reads on/off as booleans
+            value = "on" if value else "off"
         if value not in args:
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, args))}")
         return value

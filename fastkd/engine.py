@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from . import models, runinfo, seeding
+from . import models, runinfo, seeding, teacher_cache
 from .config import Config, from_dict
 from .data.fingerprint import data_fingerprint
 from .errors import TrainingError
@@ -147,7 +147,9 @@ class Trainer:
         teacher_loader = None
         if self.kind == "student" and cfg.distill.teacher:
             teacher_loader = lambda k, classes: load_teacher(cfg.distill.teacher, k, acc.device, classes=classes)[0]  # noqa: E731
-        eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs else [])  # k-NN needs train
+        self.cache_teacher = teacher_cache.use_cache(cfg, self.kind)
+        # the train split unaugmented: for the k-NN metrics, and for computing the teacher cache
+        eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs or self.cache_teacher else [])
         s = build_run_setup(cfg, acc, eval_sets=eval_sets, progress=self.progress and self.main,
                             teacher_loader=teacher_loader)
         self.setup = s
@@ -167,7 +169,24 @@ class Trainer:
         self.model, self.optimizer = acc.prepare(s.model, optimizer)
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.objective = objective_for(cfg, self.teacher, autocast=acc.autocast,
-                                       compile_fn=torch.compile if cfg.train.compile else None)
+                                       compile_fn=torch.compile if cfg.train.compile else None,
+                                       cached_logits=self._teacher_table() if self.cache_teacher else None)
+
+    def _teacher_table(self) -> torch.Tensor:
+        """The teacher's logits on every training image: from its cache, or one pass that fills it."""
+        cfg, acc = self.cfg, self.acc
+        run = Path(cfg.distill.teacher)
+        key = teacher_cache.cache_key(cfg, run, self.identity["data"], self.data_sizes["train"])
+        table = teacher_cache.load(run, key, self.num_classes)
+        if table is None:
+            out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True).outputs
+            table = out["logits"]
+            if self.main:
+                teacher_cache.save(run, key, table)
+                self.rd.log(f"teacher cache: computed {table.shape[0]} rows in {run / 'teacher_cache'}")
+        elif self.main:
+            self.rd.log(f"teacher cache: read {table.shape[0]} rows from {run / 'teacher_cache'}")
+        return teacher_cache.as_lookup(table, acc.device)
 
     @property
     def bare_model(self):
@@ -346,7 +365,8 @@ class Trainer:
             teacher_test_accuracy=float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
             if self.teacher is not None else None,
             agreement=float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
-            if self.teacher is not None else None)
+            if self.teacher is not None else None,
+            teacher_cache=("used" if self.cache_teacher else "off") if self.teacher is not None else None)
         metrics = record.to_dict()
         if self.main:
             ckpt.save_weights(self.bare_model, self.rd.model, **self._weights_meta(),

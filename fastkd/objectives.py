@@ -39,10 +39,30 @@ class Distillation:
                        reduction=self.reduction)
 
 
-def objective_for(cfg, teacher, *, autocast, compile_fn=None):
-    """The objective of a run: distillation when it has a teacher and gamma > 0."""
+class CachedDistillation:
+    """The same loss with the teacher's logits read from a table computed once
+    (``fastkd.teacher_cache``): row i holds the teacher's logits for sample i of the split."""
+
+    teacher = None
+
+    def __init__(self, table: torch.Tensor, *, temperature: float, gamma: float, reduction: str):
+        self.table = table
+        self.temperature, self.gamma, self.reduction = temperature, gamma, reduction
+
+    def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        t_logits = self.table[batch.index.to(self.table.device)].to(logits.device)
+        return kd_loss(logits, t_logits, batch.targets, temperature=self.temperature, gamma=self.gamma,
+                       reduction=self.reduction)
+
+
+def objective_for(cfg, teacher, *, autocast, compile_fn=None, cached_logits: torch.Tensor | None = None):
+    """The objective of a run: distillation when it has a teacher and gamma > 0, reading the
+    teacher's outputs from ``cached_logits`` when given."""
     if teacher is None or cfg.distill.gamma == 0:
         return SoftTargets()
+    if cached_logits is not None:
+        d = cfg.distill
+        return CachedDistillation(cached_logits, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction)
     d = cfg.distill
     return Distillation(teacher, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction, autocast=autocast,
                         forward=compile_fn(teacher) if compile_fn else None)

@@ -34,6 +34,7 @@ class RunMetrics:
     teacher: str | None = None  # students: the teacher run, its test accuracy, top-1 agreement
     teacher_test_accuracy: float | None = None
     agreement: float | None = None
+    teacher_cache: str | None = None  # students: "used" (teacher outputs read from its cache) or "off"
 
     def to_dict(self, *, history: bool = True) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -23,8 +23,8 @@ def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys, mo
     result = json.loads(out.read_text())
     rows = result["results"]
     ips = {(r.get("backend", "bare"), r["measure"]): r["images_per_second"] for r in rows}
-    assert set(ips) == {("bare", "teacher step"), ("bare", "kd step")} | {
-        (b, m) for b in backends for m in ("loader only", "teacher step", "kd step")}
+    steps = ("teacher step", "kd step", "kd step, cached teacher")
+    assert set(ips) == {("bare", m) for m in steps} | {(b, m) for b in backends for m in ("loader only",) + steps}
     for r in rows:
         assert r["images_per_second"] > 0 and r["pipeline"] in table
         assert len(r["runs"]) == 2 and r["images_per_second"] == max(r["runs"])  # the median of two: the upper
@@ -45,3 +45,17 @@ def test_a_share_above_the_bare_step_is_shown_as_noise():
     from fastkd.bench import _of_bare
     assert _of_bare({"fraction_of_bare": 2.723}) == "~100% (noise)"
     assert _of_bare({"fraction_of_bare": 0.8151}) == "81.5%" and _of_bare({}) == ""
+
+
+def test_metric_benchmark_reports_every_path_per_device(tmp_path, capsys):
+    from fastkd.bench_metrics import main
+    out = tmp_path / "m.json"
+    assert main(["--sizes", "300", "--dims", "8", "--k", "5", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["results"]
+    assert {r["device"] for r in rows} == set(d.split(":")[0] for d in result["devices"])
+    host = next(r for r in rows if r["device"] == "cpu")
+    assert {"cd_clean_s", "cd_paper_s", "knn_torch_s", "knn_auto_s"} <= set(host)
+    for r in rows:
+        if r["device"] != "cpu":  # a GPU row carries its speed-up over the host's row
+            assert r["speedup_vs_host"]["cd_clean"] == pytest.approx(host["cd_clean_s"] / r["cd_clean_s"])

@@ -264,3 +264,17 @@ def test_knn_without_faiss_falls_back_to_torch(monkeypatch):
         knn_search(base, base, 3, backend="faiss")
     with pytest.raises(ValueError, match="ivf"):
         knn_search(base, base, 3, index="ivf")
+
+
+def test_run_analysis_gives_the_same_numbers_on_the_device(device):
+    from fastkd.metrics.analysis import analyze_outputs
+    x, y = _data(2, n=(30, 25, 20), d=12)
+    rng = np.random.default_rng(0)
+    outputs = {"labels": y, "logits": rng.normal(size=(len(y), 3)) + 2 * np.eye(3)[y], "features": x,
+               "teacher_logits": rng.normal(size=(len(y), 3))}
+    on_host = analyze_outputs(outputs, knn_k=4, cd_variants=("paper", "clean"), device="cpu")
+    there = analyze_outputs(outputs, knn_k=4, cd_variants=("paper", "clean"), device=device)
+    ref = class_discrimination(x, y, "paper", predictions=outputs["logits"].argmax(1))
+    assert there["class_discrimination"]["features"]["paper"]["score"] == pytest.approx(ref.score, rel=1e-9)
+    assert there["knn"] == pytest.approx(on_host["knn"]) and there["calibration"] == pytest.approx(on_host["calibration"])
+    assert there["fidelity"] == pytest.approx(on_host["fidelity"])

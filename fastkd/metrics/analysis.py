@@ -12,17 +12,26 @@ from .knn import knn_accuracy, knn_purity
 REPRESENTATIONS = ("softmax", "logits", "features")
 
 
-def _representation(outputs, name: str, prefix: str = "") -> np.ndarray:
+def _representation(outputs, name: str, prefix: str = "") -> torch.Tensor:
     logits = outputs[prefix + "logits"]
     if name == "softmax":
-        return torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
+        return torch.softmax(logits.double(), 1)
     return outputs[prefix + ("features" if name == "features" else "logits")]
 
 
+def _on(arrays: dict | None, device) -> dict | None:
+    if arrays is None:
+        return None
+    return {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))).to(device)
+            for k, v in arrays.items()}
+
+
 def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
-                    cd_variants=("paper", "clean", "gdv"), gdv_max_points: int = 20000) -> dict:
+                    cd_variants=("paper", "clean", "gdv"), gdv_max_points: int = 20000, device="cpu") -> dict:
     """Class discrimination per representation and variant, k-NN purity/accuracy of the
-    penultimate features, calibration and (for students) fidelity to the teacher."""
+    penultimate features, calibration and (for students) fidelity to the teacher, computed on
+    ``device`` (a run's metrics run where it trained: the GPU when there is one)."""
+    test, train = _on(test, device), _on(train, device)
     labels = test["labels"]
     # the paper variant's L counts the network's predicted classes, on every representation
     predictions = test["logits"].argmax(1)
@@ -64,7 +73,7 @@ def load_outputs(path) -> dict:
     return out
 
 
-def analyze_run(run_dir, **kw) -> dict:
+def analyze_run(run_dir, device="cpu", **kw) -> dict:
     from pathlib import Path
     from ..errors import DataError
     rd = Path(run_dir)
@@ -73,4 +82,4 @@ def analyze_run(run_dir, **kw) -> dict:
         raise DataError(f"{test_path} not found: is {rd} a finished fastkd run?")
     test = load_outputs(test_path)
     train = load_outputs(rd / "train_outputs.npz") if (rd / "train_outputs.npz").is_file() else None
-    return analyze_outputs(test, train, **kw)
+    return analyze_outputs(test, train, device=device, **kw)

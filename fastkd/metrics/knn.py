@@ -26,6 +26,13 @@ def _faiss():
         return None
 
 
+def _faiss_has_gpu(faiss) -> bool:
+    try:
+        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    except Exception:  # noqa: BLE001 -- a broken GPU build counts as none
+        return False
+
+
 def _prepare(x: torch.Tensor, metric: str) -> torch.Tensor:
     x = x.float()
     if metric == "cosine":
@@ -60,7 +67,7 @@ def _faiss_search(faiss, base: torch.Tensor, queries: torch.Tensor, k: int, metr
         idx = faiss.IndexIVFFlat(flat, d, nlist, measure)
         idx.train(b[np.random.default_rng(0).permutation(len(b))[: max(nlist * 40, 10000)]])
         idx.nprobe = nprobe or min(16, nlist)  # FAISS default is 1; 16 keeps recall high at modest cost
-    use_gpu = base.is_cuda and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 and k <= FAISS_GPU_MAX_K
+    use_gpu = base.is_cuda and _faiss_has_gpu(faiss) and k <= FAISS_GPU_MAX_K
     if use_gpu:
         idx = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), base.device.index or 0, idx)
     idx.add(b)
@@ -73,8 +80,9 @@ def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = 
                nlist: int | None = None, nprobe: int | None = None, chunk: int = 4096):
     """Indices (Q, k) of each query's k nearest base rows, nearest first, and their scores.
 
-    backend: "auto" (faiss if importable, else torch), "faiss" or "torch". On a GPU with a k
-    beyond FAISS's GPU limit the torch path (exact, chunked) is used.
+    backend: "auto" (faiss if importable, else torch; for CUDA data, faiss only when it has GPU
+    support, else the torch brute force on the GPU), "faiss" or "torch". On a GPU with a k beyond
+    FAISS's GPU limit the torch path (exact, chunked) is used.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -85,6 +93,8 @@ def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = 
     if k > len(base_t):
         raise ValueError(f"k={k} exceeds the {len(base_t)} base points")
     faiss = _faiss() if backend in ("auto", "faiss") else None
+    if backend == "auto" and faiss is not None and base_t.is_cuda and not _faiss_has_gpu(faiss):
+        faiss = None  # data on a GPU and a CPU-only FAISS: the torch brute force on the GPU is far faster
     if backend == "faiss" and faiss is None:
         from ..errors import MissingDependency
         raise MissingDependency("backend='faiss' but faiss is not installed: pip install 'fastkd[faiss-cpu]' (or faiss-gpu)")

@@ -69,8 +69,9 @@ def _check_finished_runs_unchanged(runs, identities, ledger: Ledger, out: Path) 
                           "choose another --out for a different study")
 
 
-def _analyze(run_dir: Path, sc: StudyConfig) -> dict:
-    return analyze_run(run_dir, knn_k=sc.knn_k, cd_variants=tuple(sc.cd_variants))
+def _analyze(run_dir: Path, sc: StudyConfig, device) -> dict:
+    """The run's metrics, computed on the device it trained on (features moved there)."""
+    return analyze_run(run_dir, device=device, knn_k=sc.knn_k, cd_variants=tuple(sc.cd_variants))
 
 
 def _set_aside_outputs(run_dir: Path) -> None:
@@ -136,6 +137,7 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
     if main and progress:
         log.info("[%d/%d] %s", n, total, run.id)
     run_dir = out / "runs" / run.id
+    device = "cpu" if run.config.device == "cpu" else state.device  # the metrics run where the run trained
     start = time.perf_counter()
     try:
         # overwrite: the study owns its runs/ folder, and finished runs never get here; so a run dir
@@ -144,12 +146,12 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
         analysis = None
         if main:
             try:
-                analysis = _analyze(run_dir, sc)
+                analysis = _analyze(run_dir, sc, device)
             except DataError as exc:  # unreadable saved outputs: finish the run again, once
                 log.warning("  %s; finishing the run again", exc)
                 _set_aside_outputs(run_dir)
                 metrics = train(run.config, run_dir, kind=run.kind, progress=progress)
-                analysis = _analyze(run_dir, sc)
+                analysis = _analyze(run_dir, sc, device)
     except (FastkdError, FloatingPointError) as exc:
         if main:
             ledger.put(_record(run, identity, "failed", error=f"{type(exc).__name__}: {exc}",

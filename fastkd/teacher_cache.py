@@ -1,0 +1,106 @@
+"""Teacher outputs computed once and read by every student, seed and epoch of that teacher.
+
+In the paper's protocol the student sees the plain normalised image, so the teacher's logits for
+an image never change: one pass over the training set replaces a teacher forward in every
+distillation step (a ResNet-18 forward costs ~850x a LeNet's). The cache lives in the teacher's
+run folder (``teacher_cache/``), keyed by everything that changes the logits: the teacher's
+weights, the data's content and the split's rows, the image size, the normalisation, the backend
+(its decoder) and the precision. A file whose key does not match is never used: it is rebuilt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import write_atomic
+from .errors import ConfigError, FastkdError
+
+FORMAT = 1
+HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)
+ON_DEVICE_BELOW_BYTES = 2 << 30  # smaller tables are copied to the device for the run
+
+
+def student_view_is_deterministic(cfg) -> bool:
+    """True when the student's training images are the plain normalised images (no augmentation)."""
+    from .pipelines.spec import make_spec
+    return make_spec(cfg.augment, **dataclasses.asdict(cfg.aug)).name == "none"
+
+
+def use_cache(cfg, kind: str) -> bool:
+    """Whether a run reads its teacher's outputs from the cache (``distill.cache_teacher``)."""
+    mode = cfg.distill.cache_teacher
+    if kind != "student" or not cfg.distill.teacher or cfg.distill.gamma == 0 or mode == "off":
+        return False
+    deterministic = student_view_is_deterministic(cfg)
+    if mode == "on" and not deterministic:
+        raise ConfigError(f"distill.cache_teacher=on: the student trains with augment={cfg.augment!r}, so the teacher "
+                          "sees a different image every epoch and its outputs cannot be computed once; use auto or off")
+    return deterministic
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:24]
+
+
+def cache_key(cfg, teacher_run: Path, data_fingerprint: str, train_size: int) -> dict:
+    d = cfg.data
+    return {"format": FORMAT, "teacher_weights": _file_digest(Path(teacher_run) / "model.safetensors"),
+            "data": data_fingerprint, "split": "train", "rows": train_size, "limit_train": d.limit_train,
+            "val_split": d.val_split, "split_seed": d.split_seed, "image_size": d.image_size, "mean": d.mean,
+            "std": d.std, "backend": d.backend, "precision": cfg.train.precision}
+
+
+def _paths(teacher_run: Path, key: dict) -> tuple[Path, Path]:
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    folder = Path(teacher_run) / "teacher_cache"
+    return folder / f"train-{name}.npy", folder / f"train-{name}.json"
+
+
+def load(teacher_run: Path, key: dict, num_classes: int) -> np.ndarray | None:
+    """The cached logits (rows in data-set order) if a file with exactly this key exists."""
+    table, meta = _paths(teacher_run, key)
+    try:
+        if json.loads(meta.read_text()) != key:
+            return None
+        arr = np.load(table, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return arr if arr.shape == (key["rows"], num_classes) else None
+
+
+def save(teacher_run: Path, key: dict, logits: np.ndarray) -> None:
+    """Write the table (float16 when large) and its key beside it; a failure costs only a rebuild
+    next time, never the run."""
+    from .lock import FolderLock
+    table, meta = _paths(teacher_run, key)
+    dtype = np.float16 if logits.nbytes > HALF_ABOVE_BYTES else np.float32
+    lock = FolderLock(teacher_run)
+    try:
+        lock.acquire()  # the teacher folder is not being (re)trained while we write into it
+    except FastkdError:
+        return
+    try:
+        table.parent.mkdir(exist_ok=True)
+        write_atomic(table, lambda f: np.save(f, logits.astype(dtype, copy=False)), what="teacher cache")
+        write_atomic(meta, json.dumps(key, sort_keys=True), what="teacher cache key")
+    except (FastkdError, OSError):
+        pass
+    finally:
+        lock.release()
+
+
+def as_lookup(table: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The table as a float32 tensor on the device when it fits, else on the host."""
+    t = torch.from_numpy(np.array(table, dtype=np.float32))
+    if device.type == "cuda" and t.nbytes < ON_DEVICE_BELOW_BYTES:
+        return t.to(device)
+    return t

@@ -1,0 +1,81 @@
+"""Teacher outputs computed once: the same student as with a live teacher, reused by every student
+of a teacher, rebuilt when the teacher or the data change, refused for a random student view."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fastkd import config as C
+from fastkd import engine
+
+BASE = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "train.batch_size=32", "train.lr=0.05",
+        "train.schedule=cosine", "data.eval_batch_size=100"]
+
+
+def _cfg(*extra):
+    return C.build(overrides=BASE + list(extra))
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("t") / "teacher"
+    engine.train(_cfg("model=resnet8", "train.epochs=1"), out, progress=False)
+    return out
+
+
+def _student(teacher, out, *extra):
+    return engine.train(_cfg("model=lenet", "augment=none", "train.epochs=2", f"distill.teacher={teacher}",
+                             "distill.temperature=4", *extra), out, kind="student", progress=False)
+
+
+def test_cached_teacher_trains_the_same_student_as_a_live_one(teacher, tmp_path):
+    live = _student(teacher, tmp_path / "live", "distill.cache_teacher=off")
+    cached = _student(teacher, tmp_path / "cached", "distill.cache_teacher=on")
+    assert (live["teacher_cache"], cached["teacher_cache"]) == ("off", "used")
+    a, b = load_file(str(tmp_path / "live" / "model.safetensors")), load_file(str(tmp_path / "cached" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert live["test_accuracy"] == pytest.approx(cached["test_accuracy"], abs=0.02)
+    files = list((teacher / "teacher_cache").glob("train-*.npy"))
+    assert len(files) == 1 and np.load(files[0]).shape == (320, 10)
+
+
+def test_every_student_of_a_teacher_reuses_one_pass(teacher, tmp_path, monkeypatch):
+    calls = {"teacher passes": 0}
+    real = engine.evaluate
+
+    def counting(model, pipe, acc, **kw):
+        if model is not None and getattr(model, "fastkd_name", "") == "resnet8" and pipe.train is False \
+                and len(pipe.data) == 320:
+            calls["teacher passes"] += 1
+        return real(model, pipe, acc, **kw)
+    monkeypatch.setattr(engine, "evaluate", counting)
+    _student(teacher, tmp_path / "s1")  # auto: the view is plain, so the cache is used (built above or here)
+    _student(teacher, tmp_path / "s2", "seed=3")
+    assert calls["teacher passes"] <= 1
+    assert "teacher cache: read 320 rows" in (tmp_path / "s2" / "train.log").read_text()
+
+
+def test_other_data_or_a_retrained_teacher_or_a_damaged_key_get_their_own_table(teacher, tmp_path):
+    _student(teacher, tmp_path / "a")
+    before = set((teacher / "teacher_cache").glob("train-*.npy"))
+    _student(teacher, tmp_path / "b", "data.limit_train=160")  # other rows
+    after = set((teacher / "teacher_cache").glob("train-*.npy"))
+    assert len(after - before) == 1 and np.load(next(iter(after - before))).shape == (160, 10)
+    t2 = tmp_path / "t2"
+    engine.train(_cfg("model=resnet8", "train.epochs=1", "seed=5"), t2, progress=False)
+    _student(t2, tmp_path / "c")
+    assert len(list((t2 / "teacher_cache").glob("train-*.npy"))) == 1  # its own, in its own folder
+    meta = next((t2 / "teacher_cache").glob("train-*.json"))
+    key = json.loads(meta.read_text())
+    meta.write_text(json.dumps(key | {"teacher_weights": "someone else's"}))
+    _student(t2, tmp_path / "d")
+    assert "teacher cache: computed 320 rows" in (tmp_path / "d" / "train.log").read_text()
+    assert json.loads(meta.read_text()) == key  # rebuilt under the right key
+
+
+def test_cache_on_with_a_random_student_view_is_refused(teacher):
+    with pytest.raises(C.ConfigError, match="distill.cache_teacher=on"):
+        _student(teacher, teacher.parent / "x", "augment=mixup", "distill.cache_teacher=on")
