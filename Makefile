@@ -21,8 +21,9 @@ $(VENV)/.installed-core: pyproject.toml
 	$(PY) -m pip install -q -e ".[faiss-cpu]"
 	touch $@
 
-# What `make test` needs on top: pytest, DALI (its tests run in DALI's CPU mode), FFCV when its
-# system libraries are there (else its tests skip and say how to add it).
+# What `make test` needs on top: pytest, ruff, Ray (the study executor's tests run a local
+# cluster), DALI (its tests run in DALI's CPU mode), FFCV when its system libraries are there
+# (else its tests skip and say how to add it).
 install-test: $(VENV)/.installed-test-ffcv-$(FFCV_DEPS)
 
 $(VENV)/.installed-test-ffcv-$(FFCV_DEPS): $(VENV)/.installed-core

@@ -74,7 +74,9 @@ def cmd_study(args) -> int:
     if args.seeds is not None:
         extra = (extra or {}) | {"seeds": args.seeds}
     sc = load_study(args.preset, args.config, args.overrides, extra)
-    records = run_study(sc, args.out, retry_failed=args.retry_failed, progress=not args.quiet)
+    ray_options = {"address": args.address, "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run}
+    records = run_study(sc, args.out, retry_failed=args.retry_failed, progress=not args.quiet,
+                        executor=args.executor, ray_options=ray_options if args.executor == "ray" else None)
     bad = [r for r in records if r["status"] != "done"]
     if bad:
         print(f"fastkd: {len(bad)} run(s) did not finish (exit status {EXIT_RUNS_FAILED}):", file=sys.stderr)
@@ -229,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="study folder (rerun the same command to resume)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", default="sequential", choices=("sequential", "ray"),
+                   help="sequential: one run after another here; ray: every run a Ray task (pip install 'fastkd[ray]')")
+    p.add_argument("--address", help="with --executor ray: join this Ray cluster (default: start one on this machine)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="with --executor ray: GPUs per run (0.25 packs four)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: CPUs (and torch threads) per run")
     p.set_defaults(func=cmd_study)
 
     p = _parser(sub, "report", "regenerate a study's tables and plots from its ledger")

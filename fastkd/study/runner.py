@@ -69,11 +69,6 @@ def _check_finished_runs_unchanged(runs, identities, ledger: Ledger, out: Path) 
                           "choose another --out for a different study")
 
 
-def _analyze(run_dir: Path, sc: StudyConfig, device) -> dict:
-    """The run's metrics, computed on the device it trained on (features moved there)."""
-    return analyze_run(run_dir, device=device, knn_k=sc.knn_k, cd_variants=tuple(sc.cd_variants))
-
-
 def _set_aside_outputs(run_dir: Path) -> None:
     """A finished run whose saved outputs are unreadable: move them and metrics.json aside, so
     the run finishes again (from its last checkpoint when it has one)."""
@@ -83,7 +78,11 @@ def _set_aside_outputs(run_dir: Path) -> None:
             os.replace(p, p.with_name(p.name + ".corrupt"))
 
 
-def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: bool = True, report: bool = True) -> list[dict]:
+def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: bool = True, report: bool = True,
+              executor: str = "sequential", ray_options: dict | None = None) -> list[dict]:
+    """Run every planned run not yet recorded, then write the report. ``executor="ray"`` spreads
+    the runs over a Ray cluster (``fastkd.study.ray_executor``); the default runs them one after
+    another in this process (all processes, under ``accelerate launch``)."""
     from accelerate import PartialState
     out = Path(out)
     state = PartialState()
@@ -103,8 +102,14 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
             _check_finished_runs_unchanged(runs, identities, ledger, out)
             write_atomic(out / "study.yaml", yaml.safe_dump(asdict(sc), sort_keys=False), what="study spec")
         state.wait_for_everyone()
-        for n, run in enumerate(runs, 1):
-            _run_one(run, identities[run.id], n, len(runs), sc, out, ledger, retry_failed, progress, state)
+        if executor == "ray":
+            from .ray_executor import run_on_ray
+            run_on_ray(runs, identities, sc, out, ledger, retry_failed=retry_failed, **(ray_options or {}))
+        elif executor == "sequential":
+            for n, run in enumerate(runs, 1):
+                _run_one(run, identities[run.id], n, len(runs), sc, out, ledger, retry_failed, progress, state)
+        else:
+            raise ValueError(f"executor must be sequential or ray, got {executor!r}")
         planned = {r.id for r in runs}
         records = [r for r in ledger.records() if r["id"] in planned]
         if report and main:
@@ -118,49 +123,78 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         lock.release()
 
 
-def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, out: Path, ledger: Ledger,
-             retry_failed: bool, progress: bool, state) -> None:
-    main = state.is_main_process
-    key = digest(identity)
-    rec = ledger.get(run.id, set_aside=main)
-    if rec is not None:
-        same = rec.get("identity") in (None, key)
-        if rec["status"] == "done" or (same and not retry_failed):
-            return
-    if run.teacher_id:
-        trec = ledger.get(run.teacher_id, set_aside=False)
-        if not trec or trec["status"] != "done":
-            if main:
-                ledger.put(_record(run, identity, "skipped", error=f"teacher {run.teacher_id} did not finish"))
-            state.wait_for_everyone()
-            return
-    if main and progress:
-        log.info("[%d/%d] %s", n, total, run.id)
-    run_dir = out / "runs" / run.id
-    device = "cpu" if run.config.device == "cpu" else state.device  # the metrics run where the run trained
+def needs_running(run: RunSpec, identity: dict, ledger: Ledger, *, retry_failed: bool, set_aside: bool = True) -> bool:
+    """False for a run already recorded done, or recorded failed/skipped with the same settings
+    (unless retrying): a done record is never touched again."""
+    rec = ledger.get(run.id, set_aside=set_aside)
+    if rec is None:
+        return True
+    same = rec.get("identity") in (None, digest(identity))
+    return not (rec["status"] == "done" or (same and not retry_failed))
+
+
+def teacher_done(run: RunSpec, ledger: Ledger) -> bool:
+    if not run.teacher_id:
+        return True
+    rec = ledger.get(run.teacher_id, set_aside=False)
+    return bool(rec and rec["status"] == "done")
+
+
+def execute_run(config: dict, run_dir: str, kind: str, *, knn_k: int, cd_variants: list, device, progress: bool,
+                main: bool = True) -> dict:
+    """Train (or finish, or find finished) one run and compute its metrics. Returns
+    {"status": "done", "metrics", "analysis", "seconds"} or {"status": "failed", "error",
+    "traceback"} for fastkd's own errors; any other exception (a bug) propagates."""
+    from ..config import from_dict
+    cfg = from_dict(config)
+    run_dir = Path(run_dir)
     start = time.perf_counter()
     try:
         # overwrite: the study owns its runs/ folder, and finished runs never get here; so a run dir
         # holding other settings is a failed or unfinished run whose settings were fixed in place
-        metrics = train(run.config, run_dir, kind=run.kind, progress=progress, overwrite=True)
+        metrics = train(cfg, run_dir, kind=kind, progress=progress, overwrite=True)
         analysis = None
         if main:
             try:
-                analysis = _analyze(run_dir, sc, device)
+                analysis = analyze_run(run_dir, device=device, knn_k=knn_k, cd_variants=tuple(cd_variants))
             except DataError as exc:  # unreadable saved outputs: finish the run again, once
                 log.warning("  %s; finishing the run again", exc)
                 _set_aside_outputs(run_dir)
-                metrics = train(run.config, run_dir, kind=run.kind, progress=progress)
-                analysis = _analyze(run_dir, sc, device)
+                metrics = train(cfg, run_dir, kind=kind, progress=progress)
+                analysis = analyze_run(run_dir, device=device, knn_k=knn_k, cd_variants=tuple(cd_variants))
     except (FastkdError, FloatingPointError) as exc:
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+    return {"status": "done", "metrics": RunMetrics.from_dict(metrics).to_dict(history=False), "analysis": analysis,
+            "seconds": time.perf_counter() - start}
+
+
+def record_result(run: RunSpec, identity: dict, result: dict, ledger: Ledger, num_processes: int = 1) -> dict:
+    """The driver's part: one atomic ledger record per finished or failed run."""
+    if result["status"] == "done":
+        rec = _record(run, identity, "done", metrics=result["metrics"], analysis=result["analysis"],
+                      seconds=result["seconds"], environment=result.get("environment") or runinfo.environment(num_processes))
+    else:
+        rec = _record(run, identity, "failed", error=result["error"], traceback=result.get("traceback", ""))
+        log.warning("  %s failed: %s", run.id, result["error"])
+    ledger.put(rec)
+    return rec
+
+
+def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, out: Path, ledger: Ledger,
+             retry_failed: bool, progress: bool, state) -> None:
+    main = state.is_main_process
+    if not needs_running(run, identity, ledger, retry_failed=retry_failed, set_aside=main):
+        return
+    if not teacher_done(run, ledger):
         if main:
-            ledger.put(_record(run, identity, "failed", error=f"{type(exc).__name__}: {exc}",
-                               traceback=traceback.format_exc(limit=5)))
-            log.warning("  failed: %s", exc)
+            ledger.put(_record(run, identity, "skipped", error=f"teacher {run.teacher_id} did not finish"))
         state.wait_for_everyone()
         return
+    if main and progress:
+        log.info("[%d/%d] %s", n, total, run.id)
+    device = "cpu" if run.config.device == "cpu" else state.device  # the metrics run where the run trained
+    result = execute_run(run.config.to_dict(), str(out / "runs" / run.id), run.kind, knn_k=sc.knn_k,
+                         cd_variants=sc.cd_variants, device=device, progress=progress, main=main)
     if main:
-        metrics = RunMetrics.from_dict(metrics).to_dict(history=False)
-        ledger.put(_record(run, identity, "done", metrics=metrics, analysis=analysis,
-                           seconds=time.perf_counter() - start, environment=runinfo.environment(state.num_processes)))
+        record_result(run, identity, result, ledger, state.num_processes)
     state.wait_for_everyone()
