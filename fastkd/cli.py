@@ -136,7 +136,8 @@ def cmd_data_convert(args) -> int:
         print(f"fastkd: error: --to {args.to}: only 'beton' is supported", file=sys.stderr)
         return 2
     cfg = DataConfig(name=args.data, path=args.path, image_size=args.image_size, on_corrupt=args.on_corrupt)
-    splits = load_splits(cfg, progress=True)
+    # an ImageFolder tree is listed, not decoded: FFCV's writer workers decode one image at a time
+    splits = load_splits(cfg, progress=True, reads="files")
     out = Path(args.out)
     name = args.name or args.data
     if out.suffix == ".beton":  # --out data/cifar10-train.beton: its folder, named after it
@@ -144,7 +145,7 @@ def cmd_data_convert(args) -> int:
         out = out.parent
     paths = convert(splits, out, name=name, storage=args.storage, max_resolution=args.max_resolution,
                     jpeg_quality=args.jpeg_quality, overwrite=args.overwrite, num_workers=args.workers,
-                    source=f"{args.data}:{args.path or ''}", dataset=args.data)
+                    source=f"{args.data}:{args.path or ''}", dataset=args.data, image_size=args.image_size)
     print("wrote", *[str(p) for p in paths.values()],
           f"(use --set data.backend=ffcv --set data.name={args.data} --set data.path={out})")
     return 0

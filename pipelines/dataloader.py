@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fastkd.errors import DataError
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
@@ -27,28 +28,54 @@ def _np_cutout(img: np.ndarray, size: int, holes: int, fill, rng) -> None:
 
 
 class PerSampleDataset(Dataset):
-    def __init__(self, data, spec, train: bool, seed: int):
+    """One image per call: decoded from its file when the data set is a file listing (a tree
+    larger than memory streams with flat memory), else taken from the decoded arrays."""
+
+    def __init__(self, data, spec, train: bool, seed: int, image_size: int | None = None):
         self.images, self.labels, self.files = data.images, data.labels, data.files
-        self.read_files = bool(self.files) and all(os.path.isfile(f) for f in self.files[:1])
+        self.read_files = not data.decoded or (bool(self.files) and all(os.path.isfile(f) for f in self.files[:1]))
         self.spec, self.train, self.seed = spec, train, seed
+        self.image_size = image_size if not data.decoded else None  # decoded arrays are already that size
         self.mean = np.asarray(data.mean, np.float32)
         self.std = np.asarray(data.std, np.float32)
+        self._shape = None
+
     def __len__(self):
         return len(self.labels)
 
-    def _load(self, i: int) -> np.ndarray:
-        if self.read_files:
-            from fastkd.data.decode import decode_bytes
-            with open(self.files[i], "rb") as f:
-                return decode_bytes(f.read(), None)
-        return self.images[i]
+    def _load(self, i: int, rng) -> np.ndarray:
+        """The image as uint8 HWC; with ``image_size``: random-resized-crop (training with
+        crop_flip) or resize + centre crop (otherwise), as the DALI and FFCV backends do."""
+        if not self.read_files:
+            return self.images[i]
+        from PIL import Image
+        from fastkd.data.decode import EVAL_CROP_RATIO, random_resized_crop, resize_center_crop, to_rgb
+        try:
+            with Image.open(self.files[i]) as im:
+                im = to_rgb(im)
+                if self.image_size:
+                    im = random_resized_crop(im, self.image_size, rng) if (self.train and self.spec.crop_flip) else \
+                        resize_center_crop(im, self.image_size, EVAL_CROP_RATIO)
+                img = np.asarray(im, dtype=np.uint8)
+        except Exception as exc:  # noqa: BLE001 -- PIL raises many types for bad files
+            raise DataError(f"{self.files[i]}: cannot decode image ({type(exc).__name__}: {exc}); fix or remove the "
+                            "file") from exc
+        if self._shape is None:
+            self._shape = img.shape
+        elif img.shape != self._shape:
+            raise DataError(f"{self.files[i]} is {img.shape[1]}x{img.shape[0]}, other images are "
+                            f"{self._shape[1]}x{self._shape[0]}; set data.image_size=N to crop them to N x N")
+        return img
 
     def __getitem__(self, key):
         i, epoch = key  # the sampler sends the epoch along: persistent workers never see set_epoch
-        img = self._load(i)
         s = self.spec
         rng = np.random.default_rng(derive_seed(self.seed, "sample", epoch, int(i)))
-        if self.train and s.crop_flip:
+        img = self._load(i, rng)
+        if self.train and s.crop_flip and self.image_size:  # random-resized-crop did the cropping: flip only
+            if s.flip and rng.random() < 0.5:
+                img = img[:, ::-1]
+        elif self.train and s.crop_flip:
             h, w = img.shape[:2]
             padded = np.pad(img, ((s.pad, s.pad), (s.pad, s.pad), (0, 0)))
             oy, ox = rng.integers(2 * s.pad + 1), rng.integers(2 * s.pad + 1)
@@ -76,11 +103,11 @@ class _ShardSampler(Sampler):
 
 
 class DataLoaderPipeline(ShardedPipeline):
-    reads = "arrays"
+    reads = "files"  # an ImageFolder tree stays a listing: workers decode each file (flat memory)
 
     def __init__(self, data, spec, **kwargs):
         super().__init__(data, spec, **kwargs)
-        self.dataset = PerSampleDataset(data, spec, self.train, self.seed)
+        self.dataset = PerSampleDataset(data, spec, self.train, self.seed, self.layout.image_size)
         self.num_workers = self.layout.num_workers
         self._dl = None
 

@@ -16,8 +16,21 @@ class TensorPipeline(ShardedPipeline):
 
     def __init__(self, data, spec, **kwargs):
         super().__init__(data, spec, **kwargs)
+        self._check_fits()
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(self.device)
         self.labels = torch.from_numpy(data.labels).to(self.device)
+
+    def _check_fits(self) -> None:
+        """The whole uint8 set is copied to the device (on a CPU: copied once more in host memory)."""
+        from fastkd.data.memory import available_host_bytes, check_fits
+        needed = self.data.images.nbytes
+        if self.device.type == "cuda":
+            free = torch.cuda.mem_get_info(self.device)[0]
+            check_fits(needed, what=f"the tensor backend's copy of {len(self.data):,} images", where=str(self.device),
+                       available=free)
+        else:
+            check_fits(needed, what=f"the tensor backend's copy of {len(self.data):,} images", where="host",
+                       available=available_host_bytes())
 
     def _index_device(self):
         return self.device  # the permutation is drawn where the data is

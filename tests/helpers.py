@@ -15,6 +15,15 @@ def seeded(device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+# A two-teacher grid that trains in seconds: the study tests start from it
+TINY_STUDY = {"teacher_preset": "smoke", "student_preset": "smoke",
+              "common": {"data.limit_train": 128, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
+                         "data.eval_batch_size": 100},
+              "teacher": {"augment": "none"}, "student": {"augment": "none"},
+              "teachers": ["resnet8"], "augments": ["none", "mixup"], "students": ["lenet"], "distill": {"kd": {}},
+              "scratch": False, "knn_k": 5, "cd_variants": ["clean"]}
+
+
 def make_tree(root, sizes=None, n=(6, 3), classes=("ant", "bee", "cat")):
     """An ImageFolder tree of PNGs (lossless, so pixels can be compared exactly)."""
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from fastkd import engine
 from fastkd.cli import main as cli_main
 from fastkd.config import DataConfig
 from fastkd.data import DataError, load_splits
-from helpers import make_tree
+from helpers import TINY_STUDY, make_tree
 
 
 def _cli_error(capsys, argv) -> str:
@@ -132,12 +132,7 @@ def test_binary_config_and_missing_optional_backend_are_one_line(tmp_path, capsy
 
 
 # ---- 10. ledger records and saved outputs ------------------------------------------------------------
-STUDY = {"teacher_preset": "smoke", "student_preset": "smoke",
-         "common": {"data.limit_train": 128, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
-                    "data.eval_batch_size": 100},
-         "teacher": {"augment": "none"}, "student": {"augment": "none"},
-         "teachers": ["resnet8"], "augments": ["none", "mixup"], "students": ["lenet"], "distill": {"kd": {}},
-         "scratch": False, "knn_k": 5, "cd_variants": ["clean"]}
+STUDY = TINY_STUDY
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,9 @@ pytestmark = pytest.mark.slow
 
 from fastkd.study import load_study, run_study  # noqa: E402
 from fastkd.study.ledger import Ledger  # noqa: E402
+from helpers import TINY_STUDY  # noqa: E402
 
-GRID = {"teacher_preset": "smoke", "student_preset": "smoke",
-        "common": {"data.limit_train": 192, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
-                   "data.eval_batch_size": 100},
-        "teacher": {"augment": "none"}, "student": {"augment": "none"},
-        "teachers": ["resnet8"], "augments": ["none", "mixup"], "students": ["lenet"], "distill": {"kd": {}},
-        "scratch": False, "knn_k": 5, "cd_variants": ["clean"]}
+GRID = TINY_STUDY
 RAY = {"num_cpus": 2, "cpus_per_run": 1}
 
 

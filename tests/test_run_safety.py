@@ -17,6 +17,7 @@ from fastkd.atomic import write_atomic
 from fastkd.cli import main as cli_main
 from fastkd.errors import CheckpointError, ConfigError, FastkdError, RunDirError, RunLockedError
 from fastkd.lock import FolderLock
+from helpers import TINY_STUDY
 
 TINY = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "model=resnet8", "train.epochs=2",
         "train.batch_size=32", "train.lr=0.05", "train.schedule=cosine", "data.eval_batch_size=100"]
@@ -29,6 +30,14 @@ def _cfg(*extra):
 
 def _snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _interrupted_in_epoch_2(monkeypatch, out):
+    """A run of _cfg() stopped mid-way through its second epoch (its first checkpointed)."""
+    real = _kill_at_loss_call(monkeypatch, 12)  # 10 steps per epoch
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(_cfg(), out, progress=False)
+    monkeypatch.setattr(engine.Trainer, "_loss", real)
 
 
 def _kill_at_loss_call(monkeypatch, n):
@@ -93,10 +102,7 @@ def test_study_folder_is_locked_too(tmp_path):
 # ---- 3. identity is what a run computes -----------------------------------------------------------
 def test_execution_settings_may_change_between_resumes_and_paths_do_not_count(tmp_path, monkeypatch):
     out = tmp_path / "r"
-    real = _kill_at_loss_call(monkeypatch, 12)  # 10 steps per epoch: mid epoch 2
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(_cfg(), out, progress=False)
-    monkeypatch.setattr(engine.Trainer, "_loss", real)
+    _interrupted_in_epoch_2(monkeypatch, out)
     # a relative spelling of the folder, other workers and evaluation batch: the same run, resumed
     monkeypatch.chdir(tmp_path)
     m = engine.train(_cfg("data.num_workers=1", "data.eval_batch_size=50"), Path("./x/../r"), progress=False)
@@ -123,12 +129,7 @@ def test_teacher_is_identified_by_its_identity_not_its_path(tmp_path, monkeypatc
     assert other["teacher"] not in ids
 
 
-STUDY = {"teacher_preset": "smoke", "student_preset": "smoke",
-         "common": {"data.limit_train": 128, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,
-                    "data.eval_batch_size": 100},
-         "teacher": {"augment": "none"}, "student": {"augment": "none"},
-         "teachers": ["resnet8"], "augments": ["none"], "students": ["lenet"], "distill": {"kd": {}},
-         "scratch": False, "knn_k": 5, "cd_variants": ["clean"]}
+STUDY = TINY_STUDY | {"augments": ["none"]}
 
 
 @pytest.mark.slow
@@ -175,10 +176,7 @@ class _Planted:
 
 def test_a_planted_pickle_in_a_checkpoint_is_refused_not_executed(tmp_path, monkeypatch):
     out = tmp_path / "r"
-    real = _kill_at_loss_call(monkeypatch, 12)
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(_cfg(), out, progress=False)
-    monkeypatch.setattr(engine.Trainer, "_loss", real)
+    _interrupted_in_epoch_2(monkeypatch, out)
     last = json.loads((out / "checkpoints" / "last.json").read_text())["folder"]
     ck = out / "checkpoints" / last
     assert {p.name for p in ck.iterdir()} == {"model.safetensors", "state.safetensors", "state.json"}
@@ -325,10 +323,7 @@ def test_a_failed_write_names_the_file_and_cause_and_leaves_no_partial(tmp_path)
 @pytest.mark.slow
 def test_checkpoint_write_that_fails_mid_run_keeps_the_previous_and_cleans_up(tmp_path, monkeypatch):
     out = tmp_path / "r"
-    real = _kill_at_loss_call(monkeypatch, 12)  # epoch 1 checkpointed, killed in epoch 2
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(_cfg(), out, progress=False)
-    monkeypatch.setattr(engine.Trainer, "_loss", real)
+    _interrupted_in_epoch_2(monkeypatch, out)
     before = _snapshot(out / "checkpoints")
     # the same run resumed in a process that cannot write files over 64 KiB (the weights are ~300 KiB)
     script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
@@ -351,10 +346,7 @@ def test_checkpoint_write_that_fails_mid_run_keeps_the_previous_and_cleans_up(tm
 
 def test_stale_temporary_files_of_dead_writers_are_swept_on_start(tmp_path, monkeypatch):
     out = tmp_path / "r"
-    real = _kill_at_loss_call(monkeypatch, 12)
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(_cfg(), out, progress=False)
-    monkeypatch.setattr(engine.Trainer, "_loss", real)
+    _interrupted_in_epoch_2(monkeypatch, out)
     (out / ".metrics.json.999999.tmp").write_text("{")
     (out / "checkpoints" / ".epoch-0002.999999.tmp").mkdir()
     (out / "checkpoints" / ".epoch-0002.999999.tmp" / "model.safetensors").write_bytes(b"half")

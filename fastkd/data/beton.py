@@ -32,21 +32,32 @@ def ffcv_module():
 
 
 class _Indexed:
-    """(image HWC uint8, label) pairs as FFCV's writer reads them."""
+    """(image HWC uint8, label) pairs as FFCV's writer reads them. A file listing (an ImageFolder
+    tree) is decoded one image at a time in the writer's worker processes, so converting a tree
+    larger than memory keeps memory flat; ``image_size`` resizes and centre-crops each image."""
 
-    def __init__(self, data: ImageArrays):
-        self.data = data
+    def __init__(self, data: ImageArrays, image_size: int | None = None):
+        self.data, self.image_size = data, image_size
 
     def __len__(self):
         return len(self.data)
 
     def __getitem__(self, i):
-        return self.data.images[i], int(self.data.labels[i])
+        if self.data.decoded:
+            return self.data.images[i], int(self.data.labels[i])
+        from PIL import Image
+        from .decode import resize_center_crop, to_rgb
+        with Image.open(self.data.files[i]) as im:
+            im = to_rgb(im)
+            if self.image_size and im.size != (self.image_size, self.image_size):
+                im = resize_center_crop(im, self.image_size)
+            return np.asarray(im, dtype=np.uint8), int(self.data.labels[i])
 
 
 def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str = "raw",
             max_resolution: int | None = None, jpeg_quality: int = 90, overwrite: bool = False,
-            num_workers: int = -1, source: str = "", dataset: str | None = None) -> dict[str, Path]:
+            num_workers: int = -1, source: str = "", dataset: str | None = None,
+            image_size: int | None = None) -> dict[str, Path]:
     """Write ``splits`` ("train", "test") as .beton files; returns their paths.
 
     Each file is written under a temporary name and renamed when complete, so an interrupted
@@ -65,14 +76,14 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
         raise DataError(f"{existing[0]} exists; pass --overwrite to replace it")
     for split, path in targets.items():
         data = splits[split]
-        if not data.decoded:
-            raise DataError(f"{split}: conversion needs decoded images")
+        if not data.decoded and not data.files:
+            raise DataError(f"{split}: conversion needs decoded images or their files")
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         field = RGBImageField(write_mode="raw" if storage == "raw" else "jpg", max_resolution=max_resolution,
                               jpeg_quality=jpeg_quality)
         try:
             DatasetWriter(str(tmp), {"image": field, "label": IntField()}, num_workers=num_workers).from_indexed_dataset(
-                _Indexed(data), chunksize=256)
+                _Indexed(data, image_size), chunksize=256)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -80,7 +91,8 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
     meta = {"name": name, "dataset": dataset, "classes": train.classes, "mean": list(train.mean), "std": list(train.std),
             "storage": storage, "source": source, "files": {s: p.name for s, p in targets.items()},
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},
-            "image_shape": list(train.images.shape[1:])}
+            "image_shape": list(train.images.shape[1:]) if train.decoded else
+            ([image_size, image_size, 3] if image_size else None)}
     tmp = out / f".{META}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, out / META)

@@ -42,14 +42,41 @@ def decode_bytes(data: bytes, image_size: int | None) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (bilinear), then take the central size x size crop."""
+def resize_center_crop(im: Image.Image, size: int, crop_ratio: float = 1.0) -> Image.Image:
+    """Resize the shorter side to ``round(size / crop_ratio)`` (bilinear), then take the central
+    size x size crop. ``crop_ratio=224/256`` is the ImageNet evaluation transform."""
     w, h = im.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    shorter = max(size, round(size / crop_ratio))
+    scale = shorter / min(w, h)
+    nw, nh = max(shorter, round(w * scale)), max(shorter, round(h * scale))
     im = im.resize((nw, nh), Image.BILINEAR)
     left, top = (nw - size) // 2, (nh - size) // 2
     return im.crop((left, top, left + size, top + size))
+
+
+# Random-resized-crop as Inception training uses it (Szegedy et al. 2015) and every loader names it:
+# area fraction U(0.08, 1), aspect ratio log-uniform in [3/4, 4/3], 10 attempts, else a central crop
+# clamped to that ratio; DALI's fn.random_resized_crop and FFCV's decoder use the same defaults.
+RRC_SCALE, RRC_RATIO, RRC_ATTEMPTS = (0.08, 1.0), (3 / 4, 4 / 3), 10
+EVAL_CROP_RATIO = 224 / 256
+
+
+def random_resized_crop(im: Image.Image, size: int, rng) -> Image.Image:
+    w, h = im.size
+    area = w * h
+    lo, hi = np.log(RRC_RATIO[0]), np.log(RRC_RATIO[1])
+    for _ in range(RRC_ATTEMPTS):
+        target = area * rng.uniform(*RRC_SCALE)
+        aspect = float(np.exp(rng.uniform(lo, hi)))
+        cw, ch = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            return im.resize((size, size), Image.BILINEAR, box=(x, y, x + cw, y + ch))
+    ratio = w / h
+    cw, ch = (w, int(round(w / RRC_RATIO[0]))) if ratio < RRC_RATIO[0] else \
+        (int(round(h * RRC_RATIO[1])), h) if ratio > RRC_RATIO[1] else (w, h)
+    x, y = (w - cw) // 2, (h - ch) // 2
+    return im.resize((size, size), Image.BILINEAR, box=(x, y, x + cw, y + ch))
 
 
 def _decode_chunk(sources: list, image_size: int | None) -> list:

@@ -73,6 +73,7 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
         raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
                         "each holding one directory per class")
     from tqdm.auto import tqdm
+    _check_decoded_size(root, test_name, cfg)
     out, classes = {}, None
     total = imagefolder.dataset_size_hint(root) or None
     with tqdm(total=total, desc=f"decode {root.name}", unit="img", disable=not progress) as bar:
@@ -92,6 +93,25 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     except (OSError, DataError):
         pass  # a read-only or full cache only costs a re-decode next time
     return out
+
+
+def _check_decoded_size(root: Path, test_name: str, cfg) -> None:
+    """A tree decoded into memory must fit there: estimated from the file count and the image size
+    (data.image_size, else the first image's) before any decoding."""
+    if root.is_file():
+        return  # an archive: read whole anyway, its size is its own bound
+    files = imagefolder.scan_tree(root / "train")[0] + imagefolder.scan_tree(root / test_name)[0]
+    if cfg.image_size:
+        h = w = cfg.image_size
+    else:
+        from .decode import decode_bytes
+        try:
+            with open(files[0], "rb") as f:
+                h, w = decode_bytes(f.read(), None).shape[:2]
+        except Exception:  # noqa: BLE001 -- an unreadable first file is reported by the decode itself
+            return
+    from .memory import check_fits
+    check_fits(len(files) * h * w * 3, what=f"decoding {len(files):,} images of {w}x{h} from {root} into memory")
 
 
 def _limit(data: ImageArrays, n: int | None, seed: int) -> ImageArrays:
@@ -168,7 +188,8 @@ def load_splits(cfg, *, progress: bool = False, reads: str = "arrays") -> dict[s
         else:
             root = Path(cfg.path).expanduser()
             imagefolder.check_root(root)
-        lazy = reads == "files" and cfg.name == "imagefolder"
+        # a tree stays a listing for backends that read files; an archive is decoded (read whole anyway)
+        lazy = reads == "files" and cfg.name == "imagefolder" and root.is_dir()
         raw = _list_folder(root, cfg) if lazy else _read_folder(root, cfg, progress)
         classes = raw["classes"]
         if cfg.name == "sample":  # a CIFAR-10 subset: use CIFAR-10's statistics

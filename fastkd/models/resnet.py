@@ -97,6 +97,11 @@ def resnet18_imagenet(num_classes):
     return ResNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], num_classes, stem_width=64, imagenet_stem=True)
 
 
+@register("resnet34_imagenet")
+def resnet34_imagenet(num_classes):
+    return ResNet(BasicBlock, [3, 4, 6, 3], [64, 128, 256, 512], num_classes, stem_width=64, imagenet_stem=True)
+
+
 @register("resnet50_imagenet")
 def resnet50_imagenet(num_classes):
     return ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], num_classes, stem_width=64, imagenet_stem=True)
