@@ -30,8 +30,10 @@ def test_every_option_of_every_command_has_help_and_the_help_is_plain_text():
 def test_info_lists_run_and_study_presets(capsys):
     assert cli_main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "run presets (train, distill): demo, fast, paper-student" in out
-    assert "study presets (study): cifar100-kd, demo, fast, paper" in out
+    from fastkd.config import preset_names
+    from fastkd.study.spec import study_preset_names
+    assert f"run presets (train, distill): {', '.join(preset_names())}" in out and "paper-teacher" in out
+    assert f"study presets (study): {', '.join(study_preset_names())}" in out and "paper-original" in out
 
 
 def test_summary_line_says_one_epoch(capsys, tmp_path):
