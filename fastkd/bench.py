@@ -258,7 +258,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("no", "bf16", "fp16"), help="default bf16 on a GPU, no on a CPU")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="NCHW contiguous batches")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")
-    p.add_argument("--backends", nargs="+", default=None, choices=("tensor", "dataloader", "dali", "ffcv"),
+    from .pipelines import BACKENDS
+    p.add_argument("--backends", nargs="+", default=None, choices=BACKENDS,
                    help="default: tensor, dataloader, and dali and ffcv where installed")
     p.add_argument("--workers", type=int, default=4,
                    help="DataLoader workers, DALI and FFCV threads (default: %(default)s)")

@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="TOOL")
     c = _parser(dsub, "convert", "write a data set as FFCV .beton files (train and test)")
     c.add_argument("--to", default="beton", choices=("beton",), help="target format")
-    c.add_argument("--data", default="cifar10", choices=("sample", "cifar10", "cifar100", "imagefolder"),
+    from .data.loading import DATASETS
+    c.add_argument("--data", default="cifar10", choices=DATASETS,
                    help="the data set to convert")
     c.add_argument("--path", help="archive, extracted folder or ImageFolder root")
     c.add_argument("--out", required=True, help="output folder (or NAME-train.beton inside it)")

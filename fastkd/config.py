@@ -23,6 +23,9 @@ import yaml
 
 from .errors import ConfigError
 from .fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from .data.loading import DATASETS
+from .losses import REDUCTIONS
+from .pipelines.spec import AugParams
 
 __all__ = ["ConfigError", "Config", "DataConfig", "AugConfig", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
@@ -30,7 +33,7 @@ __all__ = ["ConfigError", "Config", "DataConfig", "AugConfig", "TrainConfig", "D
 
 @dataclass
 class _DataFields:
-    name: Literal["sample", "cifar10", "cifar100", "imagefolder"] = "sample"  # sample = the bundled 5k CIFAR-10 subset
+    name: Literal[DATASETS] = "sample"  # sample = the bundled 5k CIFAR-10 subset
     path: str | None = opt(None, execution=True)  # archive, extracted folder, or ImageFolder root
     backend: str = "tensor"  # a pipeline backend: tensor | dataloader | dali | ffcv (fastkd.pipelines.BACKENDS)
     download: bool = opt(False, execution=True)  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
@@ -61,18 +64,7 @@ def _data_config_class() -> type:
 DataConfig = _data_config_class()
 
 
-@dataclass
-class AugConfig:
-    pad: int = opt(4, range=NON_NEGATIVE)
-    flip: bool = True
-    cutout_size: int = opt(16, range=AT_LEAST_ONE)
-    cutout_holes: int = opt(1, range=AT_LEAST_ONE)
-    cutout_after_normalize: bool = True
-    mixup_alpha: float = opt(1.0, range=POSITIVE)
-    cutmix_alpha: float = opt(1.0, range=POSITIVE)
-    cutmix_prob: float = opt(1.0, range=UNIT)
-    per_sample: bool = False
-    label_smoothing: float = opt(0.0, range=UNIT_OPEN_TOP)
+AugConfig = AugParams  # the aug.* section is the augmentation's own parameter type
 
 
 @dataclass
@@ -112,7 +104,7 @@ class DistillConfig:
     teacher: str | None = opt(None, execution=True)
     temperature: float = opt(20.0, range=POSITIVE)
     gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
-    reduction: Literal["batchmean", "mean"] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
+    reduction: Literal[REDUCTIONS] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
     # teacher outputs computed once (fastkd/teacher_cache.py): auto = when the student's view has no
     # augmentation; on = require it; off = run the teacher live every step. Results are the same.
     cache_teacher: Literal["auto", "on", "off"] = opt("auto", execution=True)

@@ -8,7 +8,10 @@ mixing method is therefore explicit: ``mixup`` alone is the paper's likely setti
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from fastkd.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, opt
 
 PER_SAMPLE = ("crop_flip", "cutout")
 MIXING = ("mixup", "cutmix")
@@ -16,22 +19,24 @@ NAMES = ("none",) + PER_SAMPLE + MIXING
 ORDER = {name: i for i, name in enumerate(PER_SAMPLE + MIXING)}
 
 
-@dataclass(frozen=True)
-class AugmentSpec:
-    crop_flip: bool = False
-    cutout: bool = False
-    mix: str | None = None  # "mixup" | "cutmix" | None
-    pad: int = 4
-    flip: bool = True
-    cutout_size: int = 16
-    cutout_holes: int = 1
-    cutout_after_normalize: bool = True  # the paper zeroes pixels in normalised space
-    mixup_alpha: float = 1.0
-    cutmix_alpha: float = 1.0
-    cutmix_prob: float = 1.0
-    per_sample: bool = False  # one lam per batch (paper) or per sample
-    label_smoothing: float = 0.0
+@dataclass
+class AugParams:
+    """The parameters of every transform: the config's ``aug.*`` section, one definition with its
+    valid ranges (AugmentSpec carries the same fields)."""
 
+    pad: int = opt(4, range=NON_NEGATIVE)  # crop_flip: zero padding before the random crop
+    flip: bool = True  # crop_flip: horizontal flip with p = 0.5
+    cutout_size: int = opt(16, range=AT_LEAST_ONE)
+    cutout_holes: int = opt(1, range=AT_LEAST_ONE)
+    cutout_after_normalize: bool = True  # the paper zeroes pixels in normalised space
+    mixup_alpha: float = opt(1.0, range=POSITIVE)
+    cutmix_alpha: float = opt(1.0, range=POSITIVE)
+    cutmix_prob: float = opt(1.0, range=UNIT)
+    per_sample: bool = False  # one lambda per batch (the paper) or per sample
+    label_smoothing: float = opt(0.0, range=UNIT_OPEN_TOP)
+
+
+class _SpecNames:
     @property
     def name(self) -> str:
         parts = [n for n in PER_SAMPLE if getattr(self, n)] + ([self.mix] if self.mix else [])
@@ -40,6 +45,15 @@ class AugmentSpec:
     @property
     def is_identity(self) -> bool:
         return self.name == "none" and not self.label_smoothing
+
+
+# What to apply (crop_flip, cutout, mix) and the AugParams fields, frozen: one value per run.
+AugmentSpec = dataclasses.make_dataclass(
+    "AugmentSpec",
+    [("crop_flip", bool, False), ("cutout", bool, False), ("mix", "str | None", None)]
+    + [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata)) for f in dataclasses.fields(AugParams)],
+    bases=(_SpecNames,), frozen=True)
+AugmentSpec.__module__ = __name__
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -65,16 +79,10 @@ def make_spec(augment: str, **params) -> AugmentSpec:
     return spec
 
 
-def _validate(s: AugmentSpec) -> None:
-    checks = [
-        ("aug.pad", s.pad, s.pad >= 0),
-        ("aug.cutout_size", s.cutout_size, s.cutout_size > 0),
-        ("aug.cutout_holes", s.cutout_holes, s.cutout_holes >= 1),
-        ("aug.mixup_alpha", s.mixup_alpha, s.mixup_alpha > 0),
-        ("aug.cutmix_alpha", s.cutmix_alpha, s.cutmix_alpha > 0),
-        ("aug.cutmix_prob", s.cutmix_prob, 0.0 <= s.cutmix_prob <= 1.0),
-        ("aug.label_smoothing", s.label_smoothing, 0.0 <= s.label_smoothing < 1.0),
-    ]
-    for key, value, ok in checks:
-        if not ok:
-            raise ValueError(f"{key}: invalid value {value!r}")
+def _validate(s) -> None:
+    """The ranges declared on AugParams (the same ones the config checks)."""
+    for f in dataclasses.fields(AugParams):
+        rng = f.metadata.get("range")
+        value = getattr(s, f.name)
+        if rng is not None and not rng.contains(value):
+            raise ValueError(f"aug.{f.name}: invalid value {value!r}; allowed: {rng}")
