@@ -40,3 +40,10 @@ done
 # 3. metric speed on the torch GPU path
 python3 scripts/bench_metrics.py --sizes 10000 50000 1000000 --dims 10 512 2048 --max-knn-n 100000 \
   --max-bytes 3e10 --json "$OUT/metrics.json" 2>&1 | tail -12 | tee "$OUT/metrics.txt"
+# 4. the fast grid on the real CIFAR-10 tree: five ResNet-18 teachers, LeNet and AlexNet students,
+#    the from-scratch baselines, every metric, the report (its folder comes back under $OUT)
+start=$(date +%s)
+timeout 600 python3 -m fastkd study --preset fast --data "$DATA" --set common.data.name=imagefolder \
+  --out "$OUT/fast-grid" --quiet 2>&1 | tail -60 | tee "$OUT/fast-grid.txt"
+echo "fast grid wall time: $(( $(date +%s) - start )) s" | tee -a "$OUT/fast-grid.txt"
+rm -rf "$OUT"/fast-grid/runs/*/checkpoints

@@ -93,9 +93,8 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},
             "image_shape": list(train.images.shape[1:]) if train.decoded else
             ([image_size, image_size, 3] if image_size else None)}
-    tmp = out / f".{META}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, out / META)
+    from ..atomic import write_atomic
+    write_atomic(out / META, json.dumps(meta), error=DataError, what="conversion listing")
     return targets
 
 
