@@ -41,14 +41,23 @@ def main(argv=None) -> int:
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
                 return done.returncode
-            rows.append({"variant": name, "seconds": seconds, "command": " ".join(cmd[1:])})
+            ledger = {p.stem: json.loads(p.read_text()) for p in Path(f"{scratch}/{i}/ledger").glob("*.json")}
+            accuracy = {k: r["metrics"]["test_accuracy"] for k, r in ledger.items() if r["status"] == "done"}
+            rows.append({"variant": name, "seconds": seconds, "command": " ".join(cmd[1:]), "runs": len(ledger),
+                         "test_accuracy": accuracy})
             print(f"{name:<40}{seconds:>9.1f} s", flush=True)
     base = rows[0]["seconds"]
     for r in rows:
         r["speedup_vs_first"] = base / r["seconds"]
-    print(f"\n{'variant':<40}{'wall time':>11}{'vs ' + rows[0]['variant']:>42}")
+        # the same grid's results: runs whose test accuracy differs from the first variant's, and by how much
+        diffs = [abs(a - rows[0]["test_accuracy"].get(k, float("nan"))) for k, a in r["test_accuracy"].items()]
+        r["runs_differing"] = sum(d > 0 for d in diffs)
+        r["max_accuracy_difference"] = max(diffs, default=0.0)
+    print(f"\n{'variant':<40}{'wall time':>11}{'speed-up':>10}{'runs':>6}{'differing':>11}{'max acc diff':>14}")
     for r in rows:
-        print(f"{r['variant']:<40}{r['seconds']:>9.1f} s{r['speedup_vs_first']:>41.2f}x")
+        print(f"{r['variant']:<40}{r['seconds']:>9.1f} s{r['speedup_vs_first']:>9.2f}x{r['runs']:>6}"
+              f"{r['runs_differing']:>11}{100 * r['max_accuracy_difference']:>12.2f} pt")
+    print(f"(speed-up and differences against '{rows[0]['variant']}')")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"preset": args.preset, "overrides": args.overrides, "results": rows,

@@ -60,6 +60,21 @@ def test_dataloader_streams_a_tree_with_the_evaluation_crop(mixed_tree):
     assert seen == 60
 
 
+def test_streamed_and_in_memory_paths_give_the_same_batches(tmp_path):
+    from helpers import make_tree
+    make_tree(tmp_path, sizes=None, n=(10, 4))  # fixed-size PNGs: no crop needed
+    cfg = DataConfig(name="imagefolder", path=str(tmp_path), mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2])
+    streamed = load_splits(cfg, reads="files")["test"]
+    in_memory = load_splits(cfg)["test"]
+    assert not streamed.decoded and in_memory.decoded
+    kw = dict(train=False, batch_size=5, device="cpu", seed=0)
+    a = list(build_pipeline("dataloader", streamed, make_spec("none"), num_workers=0, **kw))
+    b = list(build_pipeline("tensor", in_memory, make_spec("none"), **kw))
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.index, y.index) and torch.equal(x.labels, y.labels)
+        torch.testing.assert_close(x.images, y.images, rtol=0, atol=1e-6)
+
+
 def test_dataloader_training_crops_are_random_resized_and_seeded(mixed_tree):
     train = load_splits(DataConfig(name="imagefolder", path=str(mixed_tree)), reads="files")["train"]
 
