@@ -15,6 +15,22 @@ def seeded(device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def kill_at_loss_call(monkeypatch, n: int):
+    """Make the n-th training step of the next run raise KeyboardInterrupt (a kill); returns the
+    real loss method, to put back before resuming."""
+    from fastkd import engine
+    real = engine.Trainer._loss
+    calls = {"n": 0}
+
+    def dying(self, batch):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(self, batch)
+    monkeypatch.setattr(engine.Trainer, "_loss", dying)
+    return real
+
+
 # A two-teacher grid that trains in seconds: the study tests start from it
 TINY_STUDY = {"teacher_preset": "smoke", "student_preset": "smoke",
               "common": {"data.limit_train": 128, "data.limit_test": 100, "train.epochs": 1, "train.batch_size": 32,

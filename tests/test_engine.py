@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import needs_cuda
+from helpers import kill_at_loss_call, needs_cuda
 from fastkd import config as C
 from fastkd import engine
 from fastkd.checkpoint import CheckpointError
@@ -74,16 +74,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     engine.train(cfg, ref, progress=False)
     for kill_at in (4, 10, 21):  # calls to the loss: mid epoch 1, mid epoch 2 (10 steps/epoch), epoch 3
         out = tmp_path / f"killed{kill_at}"
-        calls = {"n": 0}
-        real = engine.Trainer._loss
-
-        def dying(self, batch):
-            calls["n"] += 1
-            if calls["n"] == kill_at:
-                raise KeyboardInterrupt
-            return real(self, batch)
-
-        monkeypatch.setattr(engine.Trainer, "_loss", dying)
+        real = kill_at_loss_call(monkeypatch, kill_at)
         with pytest.raises(KeyboardInterrupt):
             engine.train(cfg, out, progress=False)
         assert not (out / "metrics.json").exists()

@@ -17,7 +17,7 @@ from fastkd.atomic import write_atomic
 from fastkd.cli import main as cli_main
 from fastkd.errors import CheckpointError, ConfigError, FastkdError, RunDirError, RunLockedError
 from fastkd.lock import FolderLock
-from helpers import TINY_STUDY
+from helpers import TINY_STUDY, kill_at_loss_call
 
 TINY = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "model=resnet8", "train.epochs=2",
         "train.batch_size=32", "train.lr=0.05", "train.schedule=cosine", "data.eval_batch_size=100"]
@@ -34,23 +34,10 @@ def _snapshot(folder: Path) -> dict:
 
 def _interrupted_in_epoch_2(monkeypatch, out):
     """A run of _cfg() stopped mid-way through its second epoch (its first checkpointed)."""
-    real = _kill_at_loss_call(monkeypatch, 12)  # 10 steps per epoch
+    real = kill_at_loss_call(monkeypatch, 12)  # 10 steps per epoch
     with pytest.raises(KeyboardInterrupt):
         engine.train(_cfg(), out, progress=False)
     monkeypatch.setattr(engine.Trainer, "_loss", real)
-
-
-def _kill_at_loss_call(monkeypatch, n):
-    real = engine.Trainer._loss
-    calls = {"n": 0}
-
-    def dying(self, batch):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real(self, batch)
-    monkeypatch.setattr(engine.Trainer, "_loss", dying)
-    return real
 
 
 # ---- 1. nothing foreign is deleted ----------------------------------------------------------------
