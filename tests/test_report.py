@@ -104,7 +104,7 @@ def test_accuracy_plot_has_a_panel_per_teacher_and_one_baseline_each(figures, tm
 def test_cd_plot_counts_distilled_students_and_says_which_way_is_better(figures, tmp_path):
     P.plot_cd_vs_accuracy(grid_records(), tmp_path / "cd.png")
     ax = figures["cd.png"].axes[0]
-    assert "n = 15 students" in ax.get_title() and "1 undefined left out" in ax.get_title()
+    assert "n = 15 students" in ax.get_title() and "1 more with an undefined CD left out" in ax.get_title()
     assert "p = " in ax.get_title() and "higher = more separated" in ax.get_xlabel()
     assert "from scratch (not in rho)" in _legend(ax)
 

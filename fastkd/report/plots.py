@@ -73,10 +73,12 @@ def plot_accuracy_by_augment(tables: dict, path: Path) -> str:
         for i, (sm, dname) in enumerate(keys):
             line([r for r in tables["students"] if (r["student"], r["distill"], r["teacher"]) == (sm, dname, tm)],
                  student_label(sm, tm, dname), marker=MARKERS[i % len(MARKERS)], color=f"C{i}")
+        scratch_styles = [":", (0, (1, 4)), (0, (3, 3))]
         for j, r in enumerate(s for s in scratch if s["student"] in {k[0] for k in keys}):
             m, sd = 100 * r["test_accuracy"], 100 * r["test_accuracy_std"] if finite(r["test_accuracy_std"]) else 0.0
-            colour = f"C{[k[0] for k in keys].index(r['student'])}"
-            ax.axhline(m, ls=":", color=colour, label=f"{r['student']} from scratch (mean ± std band, n={r['seeds']})")
+            colour = augment_colour("scratch")
+            ax.axhline(m, ls=scratch_styles[j % 3], color=colour, lw=1.5,
+                       label=f"{r['student']} from scratch (mean ± std band, n={r['seeds']})")
             if sd:
                 ax.axhspan(m - sd, m + sd, color=colour, alpha=0.12)
         ax.set_xticks(list(xs), augs, rotation=20)
@@ -105,7 +107,7 @@ def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", v
     for r in students:
         cd = cd_entry(r, rep, variant).get("score")
         if not finite(cd):
-            undefined += 1
+            undefined += r["labels"]["distill"] != "scratch"  # the count is of the students rho is over
             continue
         p = (cd, 100 * r["metrics"]["test_accuracy"], r)
         (scratch if r["labels"]["distill"] == "scratch" else pts).append(p)
@@ -126,7 +128,7 @@ def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", v
     ax.set_xlabel(f"class discrimination of the student's {rep} ({variant} variant; {better})")
     ax.set_ylabel("student test accuracy (%)")
     stat = (f"Spearman rho = {rho:.2f}, p = {pval:.2g}" if finite(rho) else "Spearman rho: n/a (< 3 points)")
-    extra = f"; {undefined} undefined left out" if undefined else ""
+    extra = f"; {undefined} more with an undefined CD left out" if undefined else ""
     ax.set_title(f"Distilled students: CD vs accuracy\n{stat}, n = {len(pts)} students{extra}", fontsize=10)
     ax.grid(alpha=0.3)
     _legend(ax, 6)
@@ -164,8 +166,8 @@ def plot_reliability(records: list[dict], path: Path) -> str:
             share = counts.sum(0) / counts.sum()
             ece, ece_sd, n = mean_std([r["analysis"]["calibration"]["ece"] for r in recs])
             colour = augment_colour(aug)
-            style = "-" if key.startswith("teacher") else ["--", "-.", ":"][i % 3]
-            ax.plot(centres[keep], mean, style, color=colour, lw=1.2, alpha=0.9,
+            style = ["-", "--", "-.", ":"][i % 4]  # one colour per augmentation: lines differ by style and marker
+            ax.plot(centres[keep], mean, style, color=colour, lw=2.0 if key.startswith("teacher") else 1.2, alpha=0.9,
                     label=f"{key}: ECE {100 * ece:.1f}%" + (f" ± {100 * ece_sd:.1f}" if finite(ece_sd) else "")
                     + f" (n={n})")
             ax.scatter(centres[keep], mean, s=8 + 300 * share[keep], color=colour, alpha=0.5,
