@@ -3,7 +3,10 @@ from pathlib import Path
 
 import pytest
 
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+# The full CIFAR-10 as a JPEG ImageFolder tarball (train/<class>/*.jpg, test/<class>/*.jpg): from
+# FASTKD_CIFAR_JPEG, else where the project's CI keeps it beside the checkout
+SHARED_CIFAR = Path(os.environ.get("FASTKD_CIFAR_JPEG") or
+                    Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 
 
 @pytest.fixture(autouse=True, scope="session")
