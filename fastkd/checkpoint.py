@@ -9,6 +9,8 @@ disk is reported as such, naming the file.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import safe_open
 from safetensors.torch import save as save_bytes
 
-from .atomic import write_atomic
+from .atomic import describe_os_error, write_atomic
 from .errors import CheckpointError
 
 STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
@@ -182,8 +184,6 @@ def save_checkpoint(root: Path, epoch: int, write) -> Path:
     """``write(folder)`` fills a fresh folder; it becomes ``root/epoch-NNNN`` and the pointer is
     moved to it in one atomic rename, so at every instant the pointer names a complete
     checkpoint. Older checkpoint folders are removed afterwards."""
-    import os
-    import shutil
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     current = latest_checkpoint(root)
@@ -198,7 +198,6 @@ def save_checkpoint(root: Path, epoch: int, write) -> Path:
         shutil.rmtree(root / name, ignore_errors=True)  # an unreferenced leftover of a killed save
         os.replace(tmp, root / name)
     except OSError as exc:
-        from .atomic import describe_os_error
         raise CheckpointError(f"{root / name}: could not write the checkpoint: {describe_os_error(exc, root)}; "
                               "the previous one is kept") from exc
     finally:

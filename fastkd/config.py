@@ -27,7 +27,7 @@ from .data.loading import DATASETS
 from .losses import REDUCTIONS
 from .pipelines.spec import AugParams
 
-__all__ = ["ConfigError", "Config", "DataConfig", "AugConfig", "TrainConfig", "DistillConfig", "TrackConfig", "build",
+__all__ = ["ConfigError", "Config", "DataConfig", "AugParams", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
 
 
@@ -62,9 +62,6 @@ def _data_config_class() -> type:
 
 
 DataConfig = _data_config_class()
-
-
-AugConfig = AugParams  # the aug.* section is the augmentation's own parameter type
 
 
 @dataclass
@@ -123,7 +120,7 @@ class Config:
     seed: int = opt(0, range=NON_NEGATIVE)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", execution=True)
     data: DataConfig = field(default_factory=DataConfig)
-    aug: AugConfig = field(default_factory=AugConfig)
+    aug: AugParams = field(default_factory=AugParams)  # the augmentation's own parameter type
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
@@ -148,19 +145,6 @@ def _without_execution(obj) -> dict:
             continue
         v = getattr(obj, f.name)
         out[f.name] = _without_execution(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
-    return out
-
-
-def execution_keys(obj=None, prefix: str = "") -> list[str]:
-    """Dotted names of the execution-only fields."""
-    obj = obj if obj is not None else Config()
-    out = []
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        if dataclasses.is_dataclass(v):
-            out += execution_keys(v, f"{prefix}{f.name}.")
-        elif f.metadata.get("execution"):
-            out.append(prefix + f.name)
     return out
 
 
@@ -287,13 +271,6 @@ def merge_layers(*layers: dict) -> dict:
     for layer in layers:
         deep_update(out, expand_dotted(layer))
     return out
-
-
-def get_key(cfg, dotted: str):
-    obj = cfg
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _check_ranges(obj, prefix: str = "") -> None:

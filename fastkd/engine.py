@@ -7,6 +7,7 @@ in DDP. Every epoch ends with a checkpoint; rerunning the same command resumes.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -55,8 +56,7 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
                        log_with=trackers, project_config=project)
 
 
-def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None
-                 ) -> tuple[torch.nn.Module, Config]:
+def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None) -> torch.nn.Module:
     """The frozen teacher of a finished ``fastkd train`` run directory, checked to be trained on
     the same classes (names and order) as the student's data."""
     rd = RunDir(run_path)
@@ -66,7 +66,7 @@ def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | N
     teacher = models.create(tcfg.model, num_classes)
     ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes, classes=classes)
     teacher.eval().requires_grad_(False)
-    return teacher.to(device), tcfg
+    return teacher.to(device)
 
 
 # A student reads its teacher's data unless told otherwise: the same source, split of pixels and
@@ -146,13 +146,12 @@ class Trainer:
         seeding.seed_everything(cfg.seed)  # same initial weights on every process
         teacher_loader = None
         if self.kind == "student" and cfg.distill.teacher:
-            teacher_loader = lambda k, classes: load_teacher(cfg.distill.teacher, k, acc.device, classes=classes)[0]  # noqa: E731
+            teacher_loader = functools.partial(load_teacher, cfg.distill.teacher, device=acc.device)
         self.cache_teacher = teacher_cache.use_cache(cfg, self.kind)
         # the train split unaugmented: for the k-NN metrics, and for computing the teacher cache
         eval_sets = ["val", "test"] + (["train"] if cfg.train.save_train_outputs or self.cache_teacher else [])
         s = build_run_setup(cfg, acc, eval_sets=eval_sets, progress=self.progress and self.main,
                             teacher_loader=teacher_loader)
-        self.setup = s
         self.classes, self.num_classes, self.spec = s.classes, s.num_classes, s.spec
         self.data_sizes, self.skipped = s.data_sizes, s.skipped
         self.train_pipe, self.eval_pipes, self.teacher = s.train_pipe, s.eval_pipes, s.teacher

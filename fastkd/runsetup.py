@@ -57,8 +57,8 @@ def check_input_size(model_name: str, model, data) -> None:
 def build_run_setup(cfg: Config, acc, *, train: bool = True, eval_sets=("val", "test"), progress: bool = False,
                     teacher_loader=None) -> RunSetup:
     """Data, pipelines and model for ``cfg`` on ``acc``'s device. ``train=False`` builds no
-    training pipeline (evaluation). ``teacher_loader(num_classes, classes)`` returns a student's
-    frozen teacher."""
+    training pipeline (evaluation). ``teacher_loader(num_classes, classes=...)`` returns a
+    student's frozen teacher."""
     data = load_splits(cfg.data, progress=progress, reads=backend_reads(cfg.data.backend))
     train_set = data["train"]
     classes = list(train_set.classes)
@@ -78,7 +78,7 @@ def build_run_setup(cfg: Config, acc, *, train: bool = True, eval_sets=("val", "
     model = model.to(acc.device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    teacher = teacher_loader(len(classes), classes) if teacher_loader is not None else None
+    teacher = teacher_loader(len(classes), classes=classes) if teacher_loader is not None else None
     if teacher is not None and cfg.train.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
     return RunSetup(classes=classes, data_sizes={k: len(v) for k, v in data.items()},

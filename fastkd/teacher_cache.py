@@ -10,7 +10,6 @@ weights, the data's content and the split's rows, the image size, the normalisat
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import numpy as np
 import torch
 
 from .atomic import write_atomic
+from .data.fingerprint import sha256_file
 from .errors import ConfigError, FastkdError
+from .identity import digest
 
 FORMAT = 1
 HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)
@@ -43,24 +44,16 @@ def use_cache(cfg, kind: str) -> bool:
     return deterministic
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:24]
-
-
 def cache_key(cfg, teacher_run: Path, data_fingerprint: str, train_size: int) -> dict:
     d = cfg.data
-    return {"format": FORMAT, "teacher_weights": _file_digest(Path(teacher_run) / "model.safetensors"),
+    return {"format": FORMAT, "teacher_weights": sha256_file(Path(teacher_run) / "model.safetensors")[:24],
             "data": data_fingerprint, "split": "train", "rows": train_size, "limit_train": d.limit_train,
             "val_split": d.val_split, "split_seed": d.split_seed, "image_size": d.image_size, "mean": d.mean,
             "std": d.std, "backend": d.backend, "precision": cfg.train.precision}
 
 
 def _paths(teacher_run: Path, key: dict) -> tuple[Path, Path]:
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    name = digest(key)
     folder = Path(teacher_run) / "teacher_cache"
     return folder / f"train-{name}.npy", folder / f"train-{name}.json"
 

@@ -36,7 +36,7 @@ def _memo(kind: str, path: Path, compute):
     return _MEMO[key]
 
 
-def _sha_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -69,7 +69,7 @@ def _cifar(name: str, source: Path) -> str:
                 raise DataError(f"{source}: unreadable archive ({exc})") from exc
             return _digest(sorted(found.items()))
         return _memo("cifar-archive", source, compute)
-    return _digest(sorted((m, _memo("file", source / m, lambda m=m: _sha_file(source / m)))
+    return _digest(sorted((m, _memo("file", source / m, lambda m=m: sha256_file(source / m)))
                           for m in wanted if (source / m).is_file()))
 
 
@@ -105,7 +105,7 @@ def _beton(root: Path) -> str:
     if not meta.is_file():
         return "missing"
     sizes = sorted((p.name, p.stat().st_size) for p in root.glob("*.beton"))
-    return _digest([_sha_file(meta), sizes])
+    return _digest([sha256_file(meta), sizes])
 
 
 def data_fingerprint(cfg, reads: str = "arrays") -> str:
@@ -118,7 +118,7 @@ def data_fingerprint(cfg, reads: str = "arrays") -> str:
         return "beton:" + _beton(Path(cfg.path).expanduser())
     if cfg.name == "sample":
         p = sample_path()
-        return "sample:" + _memo("file", p, lambda: _sha_file(p))[:32]
+        return "sample:" + _memo("file", p, lambda: sha256_file(p))[:32]
     if cfg.name in cifar.CIFAR:
         dl = (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()) if cfg.download else None
         return f"{cfg.name}:" + _cifar(cfg.name, cifar.locate(cfg.name, cfg.path, download_to=dl))

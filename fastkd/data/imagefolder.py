@@ -12,7 +12,7 @@ from .arrays import DataError
 from .decode import IMAGE_EXTENSIONS, decode_all
 
 
-def _is_image(name: str) -> bool:
+def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
@@ -31,7 +31,7 @@ def _image_files(class_dir: Path) -> list[str]:
             continue
         seen.add(real)
         dirnames.sort()
-        out += [os.path.join(dirpath, f) for f in files if _is_image(f)]
+        out += [os.path.join(dirpath, f) for f in files if is_image(f)]
     return sorted(out)
 
 
@@ -107,7 +107,7 @@ def _tar_members(archive: Path) -> list[tarfile.TarInfo]:
 
 def scan_tar(archive: Path, split: str, classes: list[str] | None = None):
     """Like :func:`scan_tree` for a tar archive holding ``<split>/<class>/<image>`` members."""
-    members = [m.name for m in _tar_members(archive) if m.isfile() and _is_image(m.name)]
+    members = [m.name for m in _tar_members(archive) if m.isfile() and is_image(m.name)]
     by_class: dict[str, list[str]] = {}
     for name in members:
         parts = Path(name).parts
@@ -155,4 +155,4 @@ def dataset_size_hint(root: Path) -> int:
     """Number of image files under a tree (for progress bars); 0 for archives."""
     if root.is_file():
         return 0
-    return sum(1 for _, _, fs in os.walk(root) for f in fs if _is_image(f))
+    return sum(1 for _, _, fs in os.walk(root) for f in fs if is_image(f))

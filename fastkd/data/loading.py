@@ -73,9 +73,9 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
         raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
                         "each holding one directory per class")
     from tqdm.auto import tqdm
-    _check_decoded_size(root, test_name, cfg)
-    out, classes = {}, None
     total = imagefolder.dataset_size_hint(root) or None
+    _check_decoded_size(root, total, cfg)
+    out, classes = {}, None
     with tqdm(total=total, desc=f"decode {root.name}", unit="img", disable=not progress) as bar:
         for split, name in (("train", "train"), ("test", test_name)):
             images, labels, classes, files, skipped = imagefolder.read_split(
@@ -95,23 +95,24 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     return out
 
 
-def _check_decoded_size(root: Path, test_name: str, cfg) -> None:
-    """A tree decoded into memory must fit there: estimated from the file count and the image size
-    (data.image_size, else the first image's) before any decoding."""
-    if root.is_file():
-        return  # an archive: read whole anyway, its size is its own bound
-    files = imagefolder.scan_tree(root / "train")[0] + imagefolder.scan_tree(root / test_name)[0]
+def _check_decoded_size(root: Path, count: int | None, cfg) -> None:
+    """A tree decoded into memory must fit there: estimated from its image count and the image
+    size (data.image_size, else the first image's) before any decoding."""
+    if not count:
+        return  # an archive (read whole anyway, its size is its own bound) or nothing to decode
     if cfg.image_size:
         h = w = cfg.image_size
     else:
         from .decode import decode_bytes
+        # any one image (in-memory trees share one size); the walk stops at the first
+        first = next(os.path.join(d, f) for d, _, fs in os.walk(root / "train") for f in fs if imagefolder.is_image(f))
         try:
-            with open(files[0], "rb") as f:
+            with open(first, "rb") as f:
                 h, w = decode_bytes(f.read(), None).shape[:2]
         except Exception:  # noqa: BLE001 -- an unreadable first file is reported by the decode itself
             return
     from .memory import check_fits
-    check_fits(len(files) * h * w * 3, what=f"decoding {len(files):,} images of {w}x{h} from {root} into memory")
+    check_fits(count * h * w * 3, what=f"decoding {count:,} images of {w}x{h} from {root} into memory")
 
 
 def _limit(data: ImageArrays, n: int | None, seed: int) -> ImageArrays:
