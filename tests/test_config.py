@@ -29,6 +29,17 @@ def test_unknown_key_names_key_and_known_keys():
     ("train.channels_last=maybe", "expected true or false"),
     ("data.backend=nope", "data.backend: invalid value"),
     ("train.lr", "expected KEY=VALUE"),
+    # every numeric field is range-checked, nan and inf refused (the run-safety cases)
+    ("train.grad_clip=-1", "train.grad_clip: -1.0 is out of range; allowed: > 0"),
+    ("train.max_steps_per_epoch=-1", "train.max_steps_per_epoch: -1 is out of range; allowed: >= 1"),
+    ("data.limit_train=-1990", "data.limit_train: -1990 is out of range"),
+    ("train.lr=.nan", "train.lr: expected a finite number"),
+    ("train.lr=.inf", "train.lr: expected a finite number"),
+    ("train.momentum=1", "train.momentum: 1.0 is out of range; allowed: [0, 1)"),
+    ("data.val_split=12.5", "neither a fraction"),
+    ("train.milestones=[80,60]", "strictly increasing"),
+    ("data.mean=[0.5,0.5]", "data.mean: expected 3"),
+    ("aug.cutmix_prob=1.5", "aug.cutmix_prob: 1.5 is out of range; allowed: [0, 1]"),
 ])
 def test_bad_values_fail_before_work(override, msg):
     with pytest.raises(C.ConfigError) as e:
