@@ -34,6 +34,10 @@ class StudyConfig:
     students_per_augment: dict = field(default_factory=dict)
     per_student: dict = field(default_factory=dict)
     seeds: int = 1
+    # teachers per (model, augmentation); None: one per seed. Fewer teachers than seeds: the
+    # students of seed s distil from teacher seed first_seed + (s - first_seed) % teacher_seeds
+    # (e.g. 1 teacher, 3 student seeds when the teachers are the expensive part)
+    teacher_seeds: int | None = None
     first_seed: int = 0
     knn_k: int = 10
     cd_variants: list[str] = field(default_factory=lambda: ["paper", "clean", "gdv"])
@@ -76,6 +80,8 @@ def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | 
 def validate(sc: StudyConfig) -> StudyConfig:
     if sc.seeds < 1:
         raise ConfigError(f"seeds: must be >= 1, got {sc.seeds}")
+    if sc.teacher_seeds is not None and not 1 <= sc.teacher_seeds <= sc.seeds:
+        raise ConfigError(f"teacher_seeds: must be between 1 and seeds ({sc.seeds}), got {sc.teacher_seeds}")
     if sc.first_seed < 0 or sc.knn_k < 1:
         raise ConfigError(f"first_seed must be >= 0 and knn_k >= 1, got {sc.first_seed} and {sc.knn_k}")
     bad = [v for v in sc.cd_variants if v not in VARIANTS]
@@ -103,6 +109,7 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
     """Every run of the grid, teachers first (students depend on them)."""
     runs: list[RunSpec] = []
     seeds = range(sc.first_seed, sc.first_seed + sc.seeds)
+    n_teachers = sc.teacher_seeds or sc.seeds
 
     def cfg(preset, *layers):
         try:
@@ -110,7 +117,7 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
         except ConfigError as exc:
             raise ConfigError(f"study: {exc}") from exc
 
-    for seed in seeds:
+    for seed in seeds[:n_teachers]:
         for tm in sc.teachers:
             for aug in sc.augments:
                 tid = _slug(f"teacher-{tm}-{aug}-s{seed}")
@@ -119,7 +126,8 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
                 runs.append(RunSpec(tid, "teacher", c, None, {"teacher_model": tm, "augment": aug, "seed": seed}))
     teachers = [r for r in runs]
     for seed in seeds:
-        for t in (t for t in teachers if t.labels["seed"] == seed):
+        teacher_seed = sc.first_seed + (seed - sc.first_seed) % n_teachers
+        for t in (t for t in teachers if t.labels["seed"] == teacher_seed):
             for sm in sc.students:
                 for dname, dover in sc.distill.items():
                     sid = _slug(f"student-{sm}-{dname}-from-{t.labels['teacher_model']}-{t.labels['augment']}-s{seed}")
@@ -127,7 +135,8 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
                             sc.students_per_augment.get(t.labels["augment"], {}),
                             {"model": sm, "seed": seed, "distill": {"teacher": str(out / "runs" / t.id)},
                              "train": {"save_train_outputs": True}})
-                    runs.append(RunSpec(sid, "student", c, t.id, {**t.labels, "student_model": sm, "distill": dname}))
+                    runs.append(RunSpec(sid, "student", c, t.id, {**t.labels, "seed": seed, "student_model": sm,
+                                                                     "distill": dname}))
         if sc.scratch:
             for sm in sc.students:
                 c = cfg(sc.student_preset, sc.common, sc.student, sc.per_student.get(sm, {}),
