@@ -110,8 +110,24 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study(extra=TINY | {"common": {"train.lrr": 1}})
     with pytest.raises(ConfigError, match="available: .*demo"):
         load_study("nope")
-    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd"):
+    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd", "cifar10-cpu"):
         load_study(name)
+    with pytest.raises(ConfigError, match="teacher_seeds: must be between 1 and seeds \\(2\\), got 3"):
+        load_study(extra=TINY | {"seeds": 2, "teacher_seeds": 3})
+
+
+def test_fewer_teacher_seeds_than_student_seeds_share_teachers(tmp_path):
+    from fastkd.study.spec import plan
+    runs = plan(_study(seeds=3, teacher_seeds=2, first_seed=5), tmp_path)
+    teachers = sorted(r.id for r in runs if r.kind == "teacher")
+    assert teachers == sorted(f"teacher-resnet8-{a}-s{s}" for a in ("none", "mixup") for s in (5, 6))
+    students = {r.id: r for r in runs if r.kind == "student" and r.teacher_id}
+    assert len(students) == 2 * 3  # every student seed still runs, for each teacher augmentation
+    for seed, teacher_seed in ((5, 5), (6, 6), (7, 5)):  # seed 7 wraps round to the first teacher
+        r = students[f"student-lenet-kd-from-resnet8-mixup-s{seed}"]
+        assert r.teacher_id == f"teacher-resnet8-mixup-s{teacher_seed}" and r.labels["seed"] == seed
+        assert r.config.seed == seed and r.config.distill.teacher.endswith(f"runs/teacher-resnet8-mixup-s{teacher_seed}")
+    assert sum(r.labels.get("distill") == "scratch" for r in runs) == 3
 
 
 def test_paper_original_selects_checkpoints_the_way_the_authors_did(tmp_path):

@@ -1,4 +1,5 @@
-"""Small statistics for reports: mean +- sample std, Welch's t-test, Spearman's rank correlation."""
+"""Small statistics for reports: mean +- sample std, Welch's t-test and interval, Spearman's rank
+correlation."""
 from __future__ import annotations
 
 import math
@@ -13,18 +14,42 @@ def mean_std(values) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
 
 
-def welch_t_test(a, b) -> tuple[float, float]:
-    """(t, two-sided p) of Welch's unequal-variance t-test; nan when either side has < 2 values."""
+def _welch_parts(a, b):
+    """(mean difference, its standard error, Welch-Satterthwaite degrees of freedom), or None when
+    either side has < 2 values."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if len(a) < 2 or len(b) < 2:
-        return math.nan, math.nan
+        return None
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:
-        return (math.inf if a.mean() != b.mean() else 0.0), (0.0 if a.mean() != b.mean() else 1.0)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else math.inf
+    return float(a.mean() - b.mean()), math.sqrt(va + vb), dof
+
+
+def welch_t_test(a, b) -> tuple[float, float]:
+    """(t, two-sided p) of Welch's unequal-variance t-test; nan when either side has < 2 values."""
+    parts = _welch_parts(a, b)
+    if parts is None:
+        return math.nan, math.nan
+    diff, se, dof = parts
+    if se == 0:
+        return (math.inf if diff != 0 else 0.0), (0.0 if diff != 0 else 1.0)
     from scipy import stats
+    t = diff / se
     return float(t), float(2 * stats.t.sf(abs(t), dof))
+
+
+def welch_interval(a, b, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided confidence interval of mean(a) - mean(b) with Welch's standard error and degrees
+    of freedom (the interval that matches :func:`welch_t_test`); nan when either side has < 2 values."""
+    parts = _welch_parts(a, b)
+    if parts is None:
+        return math.nan, math.nan
+    diff, se, dof = parts
+    if se == 0:
+        return diff, diff
+    from scipy import stats
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return diff - half, diff + half
 
 
 def spearman(x, y) -> float:

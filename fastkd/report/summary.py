@@ -62,6 +62,14 @@ def _num(mean, std=None, digits=4) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
 
 
+def _delta(row) -> str:
+    if "delta_vs_reference" not in row:
+        return "-"
+    text = f"{100 * row['delta_vs_reference']:+.2f}"
+    lo, hi = row.get("delta_ci_low"), row.get("delta_ci_high")
+    return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
+
+
 def _p(row) -> str:
     p = row.get("p_value")
     if "p_value" not in row:
@@ -69,6 +77,48 @@ def _p(row) -> str:
     if not finite(p):
         return "n/a"
     return f"{p:.3g}{' *' if row.get('significant') else ''}"
+
+
+def _paper_section(tables: dict) -> list[str]:
+    """The study beside Das et al. 2020: signs, gains and orders (their levels do not carry over)."""
+    students, teachers, rankings = tables["paper_students"], tables["paper_teachers"], tables["paper_rankings"]
+    if not (students or teachers or rankings):
+        return []
+    pts = lambda v: f"{v:+.2f}" if finite(v) else "-"  # noqa: E731
+    out = ["## Against the paper", "",
+           "Das et al. 2020 (docs/protocol.md) reported single runs of ResNet-18 teachers trained 250 epochs; "
+           "their accuracy levels do not carry over to another teacher or schedule, so this section compares "
+           "signs and orders. An augmentation is matched to the paper's by its last transform "
+           "(`crop_flip+mixup` is one reading of the paper's `mixup`). The paper's claim is that mixed-sample "
+           "teachers (mixup, cutmix) distil worse students than the `none` teacher.", ""]
+    if students:
+        out += ["Students: difference from the student of the `none` teacher, in points, with its 95% confidence "
+                "interval (Welch); *confirmed*: the interval lies wholly on the side of 0 the paper reported.", "",
+                _table(students, [
+                    ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
+                    ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
+                    ("paper's", lambda r: r["paper_augment"] + (" (mixed)" if r["mixed_sample"] else "")),
+                    ("Δ pts [95% CI]", lambda r: f"{pts(r['delta_pts'])} [{pts(r['ci_low_pts'])}, {pts(r['ci_high_pts'])}]"),
+                    ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
+                    ("paper Δ pts", lambda r: pts(r["paper_delta_pts"])),
+                    ("same sign", lambda r: "yes" if r["same_sign"] else "no"),
+                    ("confirmed", lambda r: "yes" if r["confirmed"] else "no")])]
+    if teachers:
+        out += ["Teachers: accuracy gain over the `none` teacher, in points, beside the paper's (the base-transform "
+                "reading: the paper's teachers gained little from mixup and cutout and much from crop_flip and "
+                "cutmix).", "",
+                _table(teachers, [("teacher", lambda r: r["teacher"]), ("augment", lambda r: r["augment"]),
+                                  ("paper's", lambda r: r["paper_augment"]), ("gain pts", lambda r: pts(r["gain_pts"])),
+                                  ("paper gain pts", lambda r: pts(r["paper_gain_pts"]))])]
+    if rankings:
+        out += ["Orders of the paper's five augmentations (by the students' mean), ours against the paper's; "
+                "Spearman's rho over the five (p only indicative with 5 points):", "",
+                _table(rankings, [("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
+                                  ("distill", lambda r: r["distill"]), ("measure", lambda r: r["measure"]),
+                                  ("ours", lambda r: r["ours"]), ("paper", lambda r: r["paper"]),
+                                  ("rho", lambda r: _num(r["spearman_rho"], digits=2)),
+                                  ("p", lambda r: f"{r['p_value']:.2g}" if finite(r["p_value"]) else "n/a")])]
+    return out
 
 
 def _table(rows, columns) -> str:
@@ -100,7 +150,8 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("CD features, paper", lambda r: _num(r["cd_features_paper"], r["cd_features_paper_std"]))])]
     if n > 1:
         delta_note = (f"Δ: difference in points from the student of the same teacher model and setting trained from the "
-                      f"'{reference_augment}' teacher; p: Welch's t-test on the seeds, * = p < {SIGNIFICANCE}.")
+                      f"'{reference_augment}' teacher, with its {100 * (1 - SIGNIFICANCE):.0f}% confidence interval "
+                      f"(Welch); p: Welch's t-test on the seeds, * = p < {SIGNIFICANCE}.")
     else:
         delta_note = (f"Δ: difference in points from the student of the '{reference_augment}' teacher. With one seed "
                       "per cell it is not testable: treat differences below a few points as noise.")
@@ -113,10 +164,11 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
                 ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
                 ("seeds", lambda r: r["seeds"]), ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
-                ("Δ pts", lambda r: f"{100 * r['delta_vs_reference']:+.2f}" if "delta_vs_reference" in r else "-"),
+                ("Δ pts", _delta),
                 ("p", _p), ("agreement %", lambda r: _pct(r["agreement"], r["agreement_std"])),
                 ("CD softmax, paper", lambda r: _num(r["cd_softmax_paper"], r["cd_softmax_paper_std"])),
                 ("ECE %", lambda r: _pct(r["ece"], r["ece_std"]))])]
+    out += _paper_section(tables)
     out += ["## Class discrimination", "",
             "Computed on each network's test-set softmax outputs, logits and penultimate features. Variants:", ""]
     out += [f"- `{v}`: {note}" for v, note in VARIANT_NOTES.items()]

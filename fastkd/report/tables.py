@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from .common import augment_rank, cd_entry, done, finite
-from .stats import mean_std, spearman_test, welch_t_test
+from .paper import compare_with_paper
+from .stats import mean_std, spearman_test, welch_interval, welch_t_test
 
 SIGNIFICANCE = 0.05
 REPRESENTATIONS = ("softmax", "logits", "features")
@@ -65,8 +66,9 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
         if ref is not None and aug != reference_augment:
             ref_accs = [r["metrics"]["test_accuracy"] for r in ref]
             t, p = welch_t_test(accs, ref_accs)
-            row |= {"delta_vs_reference": m - mean_std(ref_accs)[0], "welch_t": t, "p_value": p,
-                    "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
+            lo, hi = welch_interval(accs, ref_accs, 1 - SIGNIFICANCE)
+            row |= {"delta_vs_reference": m - mean_std(ref_accs)[0], "delta_ci_low": lo, "delta_ci_high": hi,
+                    "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
         for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
                          ("kl_teacher_student", lambda r: r["analysis"].get("fidelity", {}).get("kl")),
@@ -96,9 +98,11 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     t_rows.sort(key=lambda r: (r["teacher"], augment_rank(r["augment"])))
     s_rows.sort(key=lambda r: (r["student"], r["distill"] == "scratch", r["distill"], r["teacher"],
                                augment_rank(r["augment"])))
-    return {"teachers": t_rows, "students": s_rows, "class_discrimination": cd_rows,
-            "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
-            "calibration_fidelity": cal_rows, "failed": failed}
+    tables = {"teachers": t_rows, "students": s_rows, "class_discrimination": cd_rows,
+              "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
+              "calibration_fidelity": cal_rows, "failed": failed}
+    paper = compare_with_paper(tables, reference_augment)
+    return tables | {f"paper_{name}": rows for name, rows in paper.items()}
 
 
 def cd_correlation(ok: list[dict]) -> list[dict]:
@@ -134,7 +138,8 @@ def _knn_summary(knn_rows: list[dict]) -> list[dict]:
 
 # ---- files --------------------------------------------------------------------------------------
 PERCENT = ("test_accuracy", "ece", "agreement", "knn_purity_features", "knn_accuracy_features", "accuracy",
-           "purity_features", "purity_logits", "accuracy_features", "delta_vs_reference", "mce")
+           "purity_features", "purity_logits", "accuracy_features", "delta_vs_reference", "delta_ci_low",
+           "delta_ci_high", "mce")
 
 
 def _round(v):
