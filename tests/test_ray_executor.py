@@ -1,5 +1,5 @@
-"""A study on a local Ray cluster (2 CPUs, 1 thread per run): the same ledger as the sequential
-executor, a worker killed mid-run, a driver killed mid-grid."""
+"""A study on a local Ray cluster (2 CPUs, 1 CPU per run): the same ledger as the sequential
+executor (with its thread count), a worker killed mid-run, a driver killed mid-grid."""
 import json
 import os
 import signal
@@ -29,17 +29,16 @@ def _summary(out):
 
 def test_ray_gives_the_same_ledger_as_the_sequential_executor(tmp_path):
     sc = load_study(extra=GRID)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each Ray task runs: the same arithmetic
-    try:
-        run_study(sc, tmp_path / "seq", progress=False, report=False)
-    finally:
-        torch.set_num_threads(threads)
-    run_study(sc, tmp_path / "ray", progress=False, executor="ray", ray_options=RAY)
+    run_study(sc, tmp_path / "seq", progress=False, report=False)
+    # one CPU per run but the sequential run's thread count: the same arithmetic, two runs at a time
+    # (the OpenMP threads of runs sharing cores are told to sleep while they wait)
+    run_study(sc, tmp_path / "ray", progress=False, executor="ray",
+              ray_options=RAY | {"threads_per_run": torch.get_num_threads()})
     seq, ray_ = _summary(tmp_path / "seq"), _summary(tmp_path / "ray")
     assert len(seq) == 4 and seq == ray_
     rec = json.loads((tmp_path / "ray" / "ledger" / "student-lenet-kd-from-resnet8-mixup-s0.json").read_text())
     assert rec["environment"]["pid"] != os.getpid()  # trained in a Ray worker, recorded by the driver
+    assert rec["environment"]["hardware"]["torch_threads"] == torch.get_num_threads()
     assert (tmp_path / "ray" / "report" / "summary.md").is_file()
 
 

@@ -49,8 +49,9 @@ def grid_records():
                     recs.append({"id": f"student-lenet-{d}-from-{tm}-{aug}-s{seed}", "kind": "student", "status": "done",
                                  "labels": {"teacher_model": tm, "augment": aug, "seed": seed, "student_model": "lenet",
                                             "distill": d},
-                                 "config": _cfg("lenet", 2), "metrics": {"test_accuracy": sacc,
-                                                                         "data_sizes": {"train": 500, "test": 100}},
+                                 "config": _cfg("lenet", 2),
+                                 "metrics": {"test_accuracy": sacc, "data_sizes": {"train": 500, "test": 100},
+                                             "teacher": f"/study/runs/teacher-{tm}-{aug}-s{seed}"},
                                  "analysis": a})
         recs.append({"id": f"scratch-lenet-s{seed}", "kind": "student", "status": "done",
                      "labels": {"student_model": "lenet", "distill": "scratch", "augment": "scratch", "seed": seed},
@@ -82,11 +83,21 @@ def test_student_rows_name_their_teacher_and_setting():
     assert row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
     ref = [0.4 + 0.05 + 0.005 * s for s in SEEDS]  # the none-teacher student of the same teacher and setting
     assert row["delta_vs_reference"] == pytest.approx(np.mean(accs) - np.mean(ref))
+    assert row["ece_delta"] == pytest.approx(0.0) and row["ece_delta_ci_low"] == row["ece_delta_ci_high"]
     # the undefined CD value is left out of its cell's mean and of the correlation, and counted
     cell = next(r for r in t["students"] if (r["teacher"], r["augment"], r["distill"]) == ("resnet14", "mixup", "kd-mixup"))
     assert cell["cd_softmax_paper"] == pytest.approx(0.1 + (0.4 + 0.05 + 0.03 - 0.02) / 10)
-    corr = next(r for r in t["cd_correlation"] if (r["representation"], r["variant"]) == ("softmax", "paper"))
-    assert corr["students"] == 15 and corr["undefined"] == 1  # 16 distilled students, scratch excluded
+    corr = {r["cd_of"]: r for r in t["cd_correlation"] if (r["representation"], r["variant"]) == ("softmax", "paper")}
+    assert corr["student"]["points"] == 15 and corr["student"]["undefined"] == 1  # 16 distilled, scratch excluded
+    # the teacher side: each teacher's CD against the mean accuracy of its own distilled students
+    from scipy import stats
+    teachers = [r for r in grid_records() if r["kind"] == "teacher"]
+    students = [r for r in grid_records() if r["kind"] == "student" and r["labels"]["distill"] != "scratch"]
+    mean_acc = [np.mean([s["metrics"]["test_accuracy"] for s in students if s["metrics"]["teacher"].endswith(t["id"])])
+                for t in teachers]
+    cds = [t["analysis"]["class_discrimination"]["softmax"]["paper"]["score"] for t in teachers]
+    assert corr["teacher"]["points"] == 8 and corr["teacher"]["undefined"] == 0
+    assert corr["teacher"]["spearman_rho"] == pytest.approx(stats.spearmanr(cds, mean_acc).statistic)
 
 
 def test_accuracy_plot_has_a_panel_per_teacher_and_one_baseline_each(figures, tmp_path):

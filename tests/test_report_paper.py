@@ -69,3 +69,16 @@ def test_teacher_gains_and_orders_against_the_paper():
 def test_nothing_to_compare_with_another_reference():
     assert compare_with_paper(TABLES, reference_augment="crop_flip") == {"students": [], "teachers": [], "rankings": []}
     assert not math.isnan(compare_with_paper(TABLES)["rankings"][0]["spearman_rho"])
+
+
+def test_calibration_compared_for_the_lenet_students_the_paper_measured():
+    rows = [dict(r) for r in TABLES["students"]]
+    for r in rows:
+        if r["augment"] in ("mixup", "cutmix", "crop_flip"):
+            r |= {"ece_delta": -0.02, "ece_delta_ci_low": -0.03, "ece_delta_ci_high": -0.01, "ece_p_value": 0.01}
+    rows[4]["ece_delta_ci_high"] = 0.005  # cutmix: the interval reaches past 0
+    out = {r["augment"]: r for r in compare_with_paper({**TABLES, "students": rows})["students"]}
+    assert "ece_delta_pts" not in out["crop_flip"]  # the paper reported no ECE for it
+    assert out["mixup"]["ece_delta_pts"] == pytest.approx(-2.0) and out["mixup"]["ece_confirmed"]
+    assert out["mixup"]["paper_ece_delta_pts"] == pytest.approx(2.07 - 9.62)
+    assert not out["cutmix"]["ece_confirmed"]

@@ -23,6 +23,8 @@ PAPER_STUDENTS = {
     "lenet": {"none": 65.20, "cutout": 64.42, "crop_flip": 63.11, "cutmix": 62.13, "mixup": 63.35},
     "alexnet": {"none": 76.87, "cutout": 78.47, "crop_flip": 77.72, "cutmix": 72.00, "mixup": 71.42},
 }
+# expected calibration error of the LeNet students, % (10 equal-width bins on the max softmax)
+PAPER_ECE_LENET = {"none": 9.62, "mixup": 2.07, "cutmix": 1.57}
 # class discrimination of the LeNet students' softmax outputs, the authors' loops (`paper` variant)
 PAPER_CD_LENET = {"none": 0.161022, "mixup": 0.160580, "cutout": 0.158004, "crop_flip": 0.155214,
                   "cutmix": 0.154048}
@@ -36,6 +38,22 @@ def paper_augment(aug: str) -> str | None:
 
 def _sign(v: float) -> int:
     return (v > 0) - (v < 0)
+
+
+def _confirmed(ci: tuple, paper_delta: float) -> bool:
+    """The paper's sign confirmed: the interval lies wholly on the paper's side of 0."""
+    return all(finite(c) for c in ci) and _sign(paper_delta) != 0 and all(_sign(c) == _sign(paper_delta) for c in ci)
+
+
+def _calibration(row: dict, base: str) -> dict:
+    """The student's ECE difference from the reference student, beside the paper's (LeNet only)."""
+    if row["student"] != "lenet" or base not in PAPER_ECE_LENET or "ece_delta" not in row:
+        return {}
+    ci = (100 * row["ece_delta_ci_low"], 100 * row["ece_delta_ci_high"])
+    paper_delta = PAPER_ECE_LENET[base] - PAPER_ECE_LENET["none"]
+    return {"ece_delta_pts": 100 * row["ece_delta"], "ece_ci_low_pts": ci[0], "ece_ci_high_pts": ci[1],
+            "ece_p_value": row["ece_p_value"], "paper_ece_delta_pts": paper_delta,
+            "ece_confirmed": _confirmed(ci, paper_delta)}
 
 
 def _ranking(values: dict) -> str:
@@ -62,9 +80,8 @@ def compare_with_paper(tables: dict, reference_augment: str = "none") -> dict:
             "ci_low_pts": ci[0], "ci_high_pts": ci[1], "p_value": r.get("p_value", math.nan),
             "paper_delta_pts": paper_delta, "same_sign": _sign(delta) == _sign(paper_delta),
             # the paper's sign confirmed: the interval lies wholly on the paper's side of 0
-            "confirmed": all(finite(c) for c in ci) and _sign(paper_delta) != 0
-            and all(_sign(c) == _sign(paper_delta) for c in ci),
-        })
+            "confirmed": _confirmed(ci, paper_delta),
+        } | _calibration(r, base))
     by_teacher = {}
     for r in tables["teachers"]:
         by_teacher.setdefault(r["teacher"], {})[r["augment"]] = r["test_accuracy"]

@@ -103,6 +103,17 @@ def _paper_section(tables: dict) -> list[str]:
                     ("paper Δ pts", lambda r: pts(r["paper_delta_pts"])),
                     ("same sign", lambda r: "yes" if r["same_sign"] else "no"),
                     ("confirmed", lambda r: "yes" if r["confirmed"] else "no")])]
+        calibrated = [r for r in students if "ece_delta_pts" in r]
+        if calibrated:
+            out += ["Calibration, the paper's other student finding (LeNet students of the mixup and cutmix teachers "
+                    "had a lower ECE than the `none` teacher's): difference in ECE points with its 95% interval.", "",
+                    _table(calibrated, [
+                        ("student", lambda r: r["student"]), ("teacher aug", lambda r: r["augment"]),
+                        ("ΔECE pts [95% CI]",
+                         lambda r: f"{pts(r['ece_delta_pts'])} [{pts(r['ece_ci_low_pts'])}, {pts(r['ece_ci_high_pts'])}]"),
+                        ("p", lambda r: f"{r['ece_p_value']:.3g}" if finite(r["ece_p_value"]) else "n/a"),
+                        ("paper ΔECE pts", lambda r: pts(r["paper_ece_delta_pts"])),
+                        ("confirmed", lambda r: "yes" if r["ece_confirmed"] else "no")])]
     if teachers:
         out += ["Teachers: accuracy gain over the `none` teacher, in points, beside the paper's (the base-transform "
                 "reading: the paper's teachers gained little from mixup and cutout and much from crop_flip and "
@@ -174,11 +185,15 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
     out += [f"- `{v}`: {note}" for v, note in VARIANT_NOTES.items()]
     out += ["", "Teachers are summarised by their features (their latent space, the metric's stated target) and "
             "students by their softmax outputs with the paper variant (what the paper reported); every value is in "
-            "class_discrimination.csv. Does CD explain the distilled students' accuracy? Spearman's rho over the "
-            "distilled students (the from-scratch students are left out):", "",
+            "class_discrimination.csv. Does CD explain the distilled students' accuracy? Spearman's rho, "
+            "two ways: CD of the *student*'s own outputs against its accuracy (one point per student; a more "
+            "accurate network separates classes better by construction, so this mostly restates accuracy), and CD "
+            "of the *teacher* against the mean accuracy of its distilled students (one point per teacher: does a "
+            "property of the teacher predict its students?). The from-scratch students are left out.", "",
             _table(tables["cd_correlation"], [
+                ("CD of", lambda r: r["cd_of"]),
                 ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),
-                ("students", lambda r: r["students"]), ("undefined", lambda r: r["undefined"]),
+                ("points", lambda r: r["points"]), ("undefined", lambda r: r["undefined"]),
                 ("Spearman rho", lambda r: _num(r["spearman_rho"], digits=3)),
                 ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a")])]
     if ctx["undefined"]:

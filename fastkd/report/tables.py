@@ -14,6 +14,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import write_atomic
 from .common import augment_rank, cd_entry, done, finite
 from .paper import compare_with_paper
@@ -69,6 +71,11 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
             lo, hi = welch_interval(accs, ref_accs, 1 - SIGNIFICANCE)
             row |= {"delta_vs_reference": m - mean_std(ref_accs)[0], "delta_ci_low": lo, "delta_ci_high": hi,
                     "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
+            # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
+            eces, ref_eces = ([r["analysis"]["calibration"]["ece"] for r in rs] for rs in (recs, ref))
+            lo, hi = welch_interval(eces, ref_eces, 1 - SIGNIFICANCE)
+            row |= {"ece_delta": mean_std(eces)[0] - mean_std(ref_eces)[0], "ece_delta_ci_low": lo,
+                    "ece_delta_ci_high": hi, "ece_p_value": welch_t_test(eces, ref_eces)[1]}
         for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
                          ("kl_teacher_student", lambda r: r["analysis"].get("fidelity", {}).get("kl")),
@@ -106,18 +113,29 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
 
 
 def cd_correlation(ok: list[dict]) -> list[dict]:
-    """Spearman's rho between distilled students' accuracy and their CD, per representation and
-    variant (the from-scratch students are left out: they have no teacher to explain)."""
+    """Spearman's rho between distilled students' accuracy and CD, per representation and variant,
+    two ways: the students' own CD against their accuracy (one point per student), and the
+    teacher's CD against the mean accuracy of its distilled students (one point per teacher: the
+    question the paper asks, whether a property of the teacher predicts its students). The
+    from-scratch students are left out: they have no teacher to explain."""
     rows = []
     distilled = [r for r in ok if r["kind"] == "student" and r["labels"].get("distill") != "scratch"]
-    variants = sorted({v for r in distilled for rep in r["analysis"]["class_discrimination"].values() for v in rep})
-    for rep in REPRESENTATIONS:
-        for v in variants:
-            pts = [(cd_entry(r, rep, v).get("score"), r["metrics"]["test_accuracy"]) for r in distilled]
-            ok_pts = [p for p in pts if finite(p[0])]
-            rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
-            rows.append({"representation": rep, "variant": v, "students": len(ok_pts),
-                         "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "p_value": p})
+    by_teacher = defaultdict(list)
+    for r in distilled:
+        by_teacher[Path(str(r["metrics"].get("teacher", ""))).name].append(r["metrics"]["test_accuracy"])
+    teachers = [r for r in ok if r["kind"] == "teacher" and r["id"] in by_teacher]
+    sides = (("student", distilled, lambda r: r["metrics"]["test_accuracy"]),
+             ("teacher", teachers, lambda r: float(np.mean(by_teacher[r["id"]]))))
+    variants = sorted({v for r in distilled + teachers for rep in r["analysis"]["class_discrimination"].values()
+                       for v in rep})
+    for side, recs, accuracy in sides:
+        for rep in REPRESENTATIONS:
+            for v in variants:
+                pts = [(cd_entry(r, rep, v).get("score"), accuracy(r)) for r in recs]
+                ok_pts = [p for p in pts if finite(p[0])]
+                rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
+                rows.append({"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
+                             "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "p_value": p})
     return rows
 
 
@@ -139,7 +157,7 @@ def _knn_summary(knn_rows: list[dict]) -> list[dict]:
 # ---- files --------------------------------------------------------------------------------------
 PERCENT = ("test_accuracy", "ece", "agreement", "knn_purity_features", "knn_accuracy_features", "accuracy",
            "purity_features", "purity_logits", "accuracy_features", "delta_vs_reference", "delta_ci_low",
-           "delta_ci_high", "mce")
+           "delta_ci_high", "mce", "ece_delta", "ece_delta_ci_low", "ece_delta_ci_high")
 
 
 def _round(v):

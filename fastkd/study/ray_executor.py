@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..config import ConfigError
 from ..errors import MissingDependency, RunDirError, RunLockedError
 from ..errors import pip_hint
 from .ledger import Ledger
@@ -89,8 +90,11 @@ def check_shared_filesystem(ray, out: Path) -> None:
 
 def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path, ledger: Ledger, *,
                retry_failed: bool = False, address: str | None = None, gpus_per_run: float = 0.0,
-               cpus_per_run: float = 1.0, num_cpus: int | None = None, max_retries: int = 3) -> None:
+               cpus_per_run: float = 1.0, threads_per_run: int | None = None, num_cpus: int | None = None,
+               max_retries: int = 3) -> None:
     from .runner import _record, needs_running, record_result
+    if threads_per_run is not None and threads_per_run < 1:
+        raise ConfigError(f"--threads-per-run: must be >= 1, got {threads_per_run}")
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -100,9 +104,14 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
     try:
         out = out.resolve()
         check_shared_filesystem(ray, out)
+        threads = threads_per_run or max(1, int(cpus_per_run))
+        options = {}
+        if threads > cpus_per_run:
+            # more threads than the run's CPUs (e.g. the sequential executor's count, for the same
+            # arithmetic): runs share cores, so OpenMP threads must sleep, not spin, while they wait
+            options["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
         task = ray.remote(_train_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
-                                               retry_exceptions=False)
-        threads = max(1, int(cpus_per_run))
+                                               retry_exceptions=False, **options)
         todo = {r.id: r for r in runs if needs_running(r, identities[r.id], ledger, retry_failed=retry_failed)}
         pending: dict = {}  # object ref -> run
 
