@@ -151,6 +151,16 @@ def test_summary_explains_itself_and_every_file_is_listed(tmp_path):
         float(r["test_accuracy_pct"]) == pytest.approx(40.25)
 
 
+@pytest.mark.parametrize("val_split,shown", [(5000.0, "validation split: 5000 (0 = none)"),
+                                             (0.1, "validation split: 0.1 (0 = none)")])
+def test_validation_split_reads_as_a_count_or_a_fraction(tmp_path, val_split, shown):
+    from fastkd.report.summary import study_context, summary_text
+    recs = grid_records()
+    for r in recs:
+        r["config"]["data"]["val_split"] = val_split
+    assert shown in summary_text(build_tables(recs), study_context(recs), "none")
+
+
 def test_one_seed_says_differences_are_not_testable(tmp_path):
     write_report([r for r in grid_records() if r["labels"]["seed"] == 0], tmp_path)
     text = (tmp_path / "summary.md").read_text()

@@ -39,7 +39,8 @@ def study_context(records: list[dict]) -> dict:
         "teacher_epochs": _values(teachers, lambda r: r["config"]["train"]["epochs"]),
         "student_epochs": _values(students, lambda r: r["config"]["train"]["epochs"]),
         "select": _values(ok, lambda r: f"{r['kind']}s: {r['config']['train']['select']}"),
-        "val_split": _values(ok, lambda r: r["config"]["data"]["val_split"]),
+        # a count (>= 1) of held-out images reads as one, a fraction as a fraction
+        "val_split": _values(ok, lambda r: (lambda v: int(v) if v >= 1 else v)(r["config"]["data"]["val_split"])),
         "seeds": max(cells.values()) if cells else 0,
         "min_seeds": min(cells.values()) if cells else 0,
         "distill": _values([r for r in students if r["labels"]["distill"] != "scratch"],
