@@ -60,3 +60,13 @@ def git_commit() -> str | None:
 def environment(num_processes: int = 1) -> dict:
     return {"versions": versions(), "hardware": hardware(), "num_processes": num_processes,
             "git_commit": git_commit(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write_bench_json(path, rows: list[dict], **context) -> None:
+    """A benchmark's results, with what was run and where (versions, hardware, commit), as JSON."""
+    import json
+    from pathlib import Path
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(context | {"results": rows, "environment": environment()}, indent=2) + "\n")
+    print(f"wrote {out}")

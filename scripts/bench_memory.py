@@ -84,11 +84,8 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"{what:<18}{n:>9,} images  main {row['peak_rss_main_mib']:>8.0f} MiB  largest child "
                       f"{row['peak_rss_largest_child_mib']:>7.0f} MiB  {row['images_per_second']:>8.0f} img/s", flush=True)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     from fastkd import runinfo
-    out.write_text(json.dumps({"results": rows, "environment": runinfo.environment()}, indent=2) + "\n")
-    print(f"wrote {out}")
+    runinfo.write_bench_json(args.json, rows)
     return 0
 
 

@@ -65,11 +65,7 @@ def main(argv=None) -> int:
         print(f"{r['variant']:<40}{r['seconds']:>9.1f} s{r['speedup_vs_first']:>9.2f}x{r['runs']:>6}"
               f"{r['runs_differing']:>11}{100 * r['max_accuracy_difference']:>12.2f} pt")
     print(f"(speed-up and differences against '{rows[0]['variant']}')")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "overrides": args.overrides, "results": rows,
-                               "environment": runinfo.environment()}, indent=2) + "\n")
-    print(f"wrote {out}")
+    runinfo.write_bench_json(args.json, rows, preset=args.preset, overrides=args.overrides)
     return 0
 
 

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 SETTINGS = {"onednn (default)": ({}, True), "onednn off": ({}, False),
             "onednn off + MKL_CBWR=AVX2,STRICT": ({"MKL_CBWR": "AVX2,STRICT"}, False)}
@@ -69,10 +68,7 @@ def main(argv=None) -> int:
         print(f"{r['setting']:<36}{r['model']:<9}{len(r['differing']):>9} of {r['parameters']:<5}"
               f"{r['step_ms_1_thread']:>8.0f} ms{r['step_ms_2_threads']:>8.0f} ms")
     from fastkd import runinfo
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": rows, "environment": runinfo.environment()}, indent=2) + "\n")
-    print(f"wrote {out}")
+    runinfo.write_bench_json(args.json, rows)
     return 0
 
 
