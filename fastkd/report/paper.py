@@ -79,7 +79,6 @@ def compare_with_paper(tables: dict, reference_augment: str = "none") -> dict:
             "paper_augment": base, "mixed_sample": base in MIXED, "seeds": r["seeds"], "delta_pts": delta,
             "ci_low_pts": ci[0], "ci_high_pts": ci[1], "p_value": r.get("p_value", math.nan),
             "paper_delta_pts": paper_delta, "same_sign": _sign(delta) == _sign(paper_delta),
-            # the paper's sign confirmed: the interval lies wholly on the paper's side of 0
             "confirmed": _confirmed(ci, paper_delta),
         } | _calibration(r, base))
     by_teacher = {}

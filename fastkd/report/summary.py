@@ -86,6 +86,7 @@ def _paper_section(tables: dict) -> list[str]:
     if not (students or teachers or rankings):
         return []
     pts = lambda v: f"{v:+.2f}" if finite(v) else "-"  # noqa: E731
+    span = lambda d, lo, hi: f"{pts(d)} [{pts(lo)}, {pts(hi)}]"  # noqa: E731
     out = ["## Against the paper", "",
            "Das et al. 2020 (docs/protocol.md) reported single runs of ResNet-18 teachers trained 250 epochs; "
            "their accuracy levels do not carry over to another teacher or schedule, so this section compares "
@@ -99,7 +100,7 @@ def _paper_section(tables: dict) -> list[str]:
                     ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
                     ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
                     ("paper's", lambda r: r["paper_augment"] + (" (mixed)" if r["mixed_sample"] else "")),
-                    ("Δ pts [95% CI]", lambda r: f"{pts(r['delta_pts'])} [{pts(r['ci_low_pts'])}, {pts(r['ci_high_pts'])}]"),
+                    ("Δ pts [95% CI]", lambda r: span(r["delta_pts"], r["ci_low_pts"], r["ci_high_pts"])),
                     ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
                     ("paper Δ pts", lambda r: pts(r["paper_delta_pts"])),
                     ("same sign", lambda r: "yes" if r["same_sign"] else "no"),
@@ -110,8 +111,7 @@ def _paper_section(tables: dict) -> list[str]:
                     "had a lower ECE than the `none` teacher's): difference in ECE points with its 95% interval.", "",
                     _table(calibrated, [
                         ("student", lambda r: r["student"]), ("teacher aug", lambda r: r["augment"]),
-                        ("ΔECE pts [95% CI]",
-                         lambda r: f"{pts(r['ece_delta_pts'])} [{pts(r['ece_ci_low_pts'])}, {pts(r['ece_ci_high_pts'])}]"),
+                        ("ΔECE pts [95% CI]", lambda r: span(r["ece_delta_pts"], r["ece_ci_low_pts"], r["ece_ci_high_pts"])),
                         ("p", lambda r: f"{r['ece_p_value']:.3g}" if finite(r["ece_p_value"]) else "n/a"),
                         ("paper ΔECE pts", lambda r: pts(r["paper_ece_delta_pts"])),
                         ("confirmed", lambda r: "yes" if r["ece_confirmed"] else "no")])]

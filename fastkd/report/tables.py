@@ -37,6 +37,14 @@ def _agg(recs, get):
     return mean_std([get(r) for r in recs if finite(get(r))])
 
 
+def _versus(recs, ref, get) -> tuple[float, float, float, float, float]:
+    """A cell against its reference cell on one metric: (difference of means, its confidence interval
+    at 1 - SIGNIFICANCE, Welch's t and p)."""
+    values, ref_values = [get(r) for r in recs], [get(r) for r in ref]
+    lo, hi = welch_interval(values, ref_values, 1 - SIGNIFICANCE)
+    return (mean_std(values)[0] - mean_std(ref_values)[0], lo, hi) + welch_t_test(values, ref_values)
+
+
 def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     """Rows (lists of dicts) for each table, aggregated over seeds."""
     ok = done(records)
@@ -66,16 +74,12 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                "test_accuracy_std": s}
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
-            ref_accs = [r["metrics"]["test_accuracy"] for r in ref]
-            t, p = welch_t_test(accs, ref_accs)
-            lo, hi = welch_interval(accs, ref_accs, 1 - SIGNIFICANCE)
-            row |= {"delta_vs_reference": m - mean_std(ref_accs)[0], "delta_ci_low": lo, "delta_ci_high": hi,
+            delta, lo, hi, t, p = _versus(recs, ref, lambda r: r["metrics"]["test_accuracy"])
+            row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi,
                     "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
-            eces, ref_eces = ([r["analysis"]["calibration"]["ece"] for r in rs] for rs in (recs, ref))
-            lo, hi = welch_interval(eces, ref_eces, 1 - SIGNIFICANCE)
-            row |= {"ece_delta": mean_std(eces)[0] - mean_std(ref_eces)[0], "ece_delta_ci_low": lo,
-                    "ece_delta_ci_high": hi, "ece_p_value": welch_t_test(eces, ref_eces)[1]}
+            delta, lo, hi, _, p = _versus(recs, ref, lambda r: r["analysis"]["calibration"]["ece"])
+            row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
         for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
                          ("kl_teacher_student", lambda r: r["analysis"].get("fidelity", {}).get("kl")),
@@ -122,7 +126,7 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
     distilled = [r for r in ok if r["kind"] == "student" and r["labels"].get("distill") != "scratch"]
     by_teacher = defaultdict(list)
     for r in distilled:
-        by_teacher[Path(str(r["metrics"].get("teacher", ""))).name].append(r["metrics"]["test_accuracy"])
+        by_teacher[r.get("teacher_id")].append(r["metrics"]["test_accuracy"])
     teachers = [r for r in ok if r["kind"] == "teacher" and r["id"] in by_teacher]
     sides = (("student", distilled, lambda r: r["metrics"]["test_accuracy"]),
              ("teacher", teachers, lambda r: float(np.mean(by_teacher[r["id"]]))))
