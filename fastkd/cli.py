@@ -74,10 +74,10 @@ def cmd_study(args) -> int:
     if args.seeds is not None:
         extra = (extra or {}) | {"seeds": args.seeds}
     sc = load_study(args.preset, args.config, args.overrides, extra)
-    ray_options = {"address": args.address, "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run,
-                   "threads_per_run": args.threads_per_run}
+    ray_options = {"address": args.address, "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run}
     records = run_study(sc, args.out, retry_failed=args.retry_failed, progress=not args.quiet,
-                        executor=args.executor, ray_options=ray_options if args.executor == "ray" else None)
+                        executor=args.executor, ray_options=ray_options if args.executor == "ray" else None,
+                        threads_per_run=args.threads_per_run)
     bad = [r for r in records if r["status"] != "done"]
     if bad:
         print(f"fastkd: {len(bad)} run(s) did not finish (exit status {EXIT_RUNS_FAILED}):", file=sys.stderr)
@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="with --executor ray: join this Ray cluster (default: start one on this machine)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="with --executor ray: GPUs per run (0.25 packs four)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: CPUs (and torch threads) per run")
-    p.add_argument("--threads-per-run", type=int, help="with --executor ray: torch threads per run (default: "
-                   "--cpus-per-run); this machine's default thread count gives the sequential executor's arithmetic")
+    p.add_argument("--threads-per-run", type=int, help="torch CPU threads per run (default: sequential, this machine's "
+                   "cores; ray, --cpus-per-run). On the CPU the same count gives the same results under either executor")
     p.set_defaults(func=cmd_study)
 
     p = _parser(sub, "report", "regenerate a study's tables and plots from its ledger")

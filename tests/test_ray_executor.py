@@ -1,5 +1,5 @@
 """A study on a local Ray cluster (2 CPUs, 1 CPU per run): the same ledger as the sequential
-executor (with its thread count), a worker killed mid-run, a driver killed mid-grid."""
+executor with the same thread count per run, a worker killed mid-run, a driver killed mid-grid."""
 import json
 import os
 import signal
@@ -27,18 +27,22 @@ def _summary(out):
     return {r["id"]: (r["status"], r["metrics"]["test_accuracy"]) for r in Ledger(out).records()}
 
 
-def test_ray_gives_the_same_ledger_as_the_sequential_executor(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2], ids=["1-thread", "2-threads"])
+def test_ray_gives_the_same_ledger_as_the_sequential_executor(tmp_path, threads):
+    """One CPU per run, two runs at a time, with the thread count the sequential runs use. Two
+    threads on one CPU each: the machine's default count (its 2 cores) with the runs sharing the
+    cores (their OpenMP threads told to sleep while they wait)."""
     sc = load_study(extra=GRID)
-    run_study(sc, tmp_path / "seq", progress=False, report=False)
-    # one CPU per run but the sequential run's thread count: the same arithmetic, two runs at a time
-    # (the OpenMP threads of runs sharing cores are told to sleep while they wait)
-    run_study(sc, tmp_path / "ray", progress=False, executor="ray",
-              ray_options=RAY | {"threads_per_run": torch.get_num_threads()})
+    before = torch.get_num_threads()
+    run_study(sc, tmp_path / "seq", progress=False, report=False, threads_per_run=threads)
+    assert torch.get_num_threads() == before  # the sequential executor restores the process's count
+    run_study(sc, tmp_path / "ray", progress=False, executor="ray", ray_options=RAY, threads_per_run=threads)
     seq, ray_ = _summary(tmp_path / "seq"), _summary(tmp_path / "ray")
     assert len(seq) == 4 and seq == ray_
-    rec = json.loads((tmp_path / "ray" / "ledger" / "student-lenet-kd-from-resnet8-mixup-s0.json").read_text())
+    for name in ("seq", "ray"):
+        rec = json.loads((tmp_path / name / "ledger" / "student-lenet-kd-from-resnet8-mixup-s0.json").read_text())
+        assert rec["environment"]["hardware"]["torch_threads"] == threads
     assert rec["environment"]["pid"] != os.getpid()  # trained in a Ray worker, recorded by the driver
-    assert rec["environment"]["hardware"]["torch_threads"] == torch.get_num_threads()
     assert (tmp_path / "ray" / "report" / "summary.md").is_file()
 
 

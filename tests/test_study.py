@@ -114,6 +114,9 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study(name)
     with pytest.raises(ConfigError, match="teacher_seeds: must be between 1 and seeds \\(2\\), got 3"):
         load_study(extra=TINY | {"seeds": 2, "teacher_seeds": 3})
+    with pytest.raises(ConfigError, match="--threads-per-run: must be >= 1, got 0"):
+        run_study(_study(), tmp_path, threads_per_run=0)
+    assert not (tmp_path / "ledger").exists()  # refused before anything was written
 
 
 def test_fewer_teacher_seeds_than_student_seeds_share_teachers(tmp_path):

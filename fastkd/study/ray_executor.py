@@ -19,7 +19,6 @@ import time
 import uuid
 from pathlib import Path
 
-from ..config import ConfigError
 from ..errors import MissingDependency, RunDirError, RunLockedError
 from ..errors import pip_hint
 from .ledger import Ledger
@@ -93,8 +92,6 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
                cpus_per_run: float = 1.0, threads_per_run: int | None = None, num_cpus: int | None = None,
                max_retries: int = 3) -> None:
     from .runner import _record, needs_running, record_result
-    if threads_per_run is not None and threads_per_run < 1:
-        raise ConfigError(f"--threads-per-run: must be >= 1, got {threads_per_run}")
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import yaml
 
 from .. import runinfo
 from ..atomic import write_atomic
+from ..config import ConfigError
 from ..data.fingerprint import data_fingerprint
 from ..engine import train
 from ..errors import DataError, FastkdError, RunDirError
@@ -79,11 +81,17 @@ def _set_aside_outputs(run_dir: Path) -> None:
 
 
 def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: bool = True, report: bool = True,
-              executor: str = "sequential", ray_options: dict | None = None) -> list[dict]:
+              executor: str = "sequential", ray_options: dict | None = None,
+              threads_per_run: int | None = None) -> list[dict]:
     """Run every planned run not yet recorded, then write the report. ``executor="ray"`` spreads
     the runs over a Ray cluster (``fastkd.study.ray_executor``); the default runs them one after
-    another in this process (all processes, under ``accelerate launch``)."""
+    another in this process (all processes, under ``accelerate launch``). ``threads_per_run``:
+    torch's CPU threads in each run (default: torch's, the machine's core count). On the CPU it
+    fixes the arithmetic: weight gradients sum in an order that depends on the thread count, so
+    the two executors give the same results when their runs use the same count."""
     from accelerate import PartialState
+    if threads_per_run is not None and threads_per_run < 1:
+        raise ConfigError(f"--threads-per-run: must be >= 1, got {threads_per_run}")
     out = Path(out)
     state = PartialState()
     main = state.is_main_process
@@ -104,10 +112,12 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         state.wait_for_everyone()
         if executor == "ray":
             from .ray_executor import run_on_ray
-            run_on_ray(runs, identities, sc, out, ledger, retry_failed=retry_failed, **(ray_options or {}))
+            run_on_ray(runs, identities, sc, out, ledger, retry_failed=retry_failed, threads_per_run=threads_per_run,
+                       **(ray_options or {}))
         elif executor == "sequential":
-            for n, run in enumerate(runs, 1):
-                _run_one(run, identities[run.id], n, len(runs), sc, out, ledger, retry_failed, progress, state)
+            with torch_threads(threads_per_run):
+                for n, run in enumerate(runs, 1):
+                    _run_one(run, identities[run.id], n, len(runs), sc, out, ledger, retry_failed, progress, state)
         else:
             raise ValueError(f"executor must be sequential or ray, got {executor!r}")
         planned = {r.id for r in runs}
@@ -121,6 +131,19 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         return records
     finally:
         lock.release()
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op thread count set to ``threads`` (None: left as it is) while inside."""
+    import torch
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def needs_running(run: RunSpec, identity: dict, ledger: Ledger, *, retry_failed: bool, set_aside: bool = True) -> bool:
