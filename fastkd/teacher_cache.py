@@ -6,6 +6,9 @@ distillation step (a ResNet-18 forward costs ~850x a LeNet's). The cache lives i
 run folder (``teacher_cache/``), keyed by everything that changes the logits: the teacher's
 weights, the data's content and the split's rows, the image size, the normalisation, the backend
 (its decoder) and the precision. A file whose key does not match is never used: it is rebuilt.
+The table is written by the first student that needs it, or already by the teacher run itself
+when it computes its training-set outputs at its end (``train.save_train_outputs``, set for every
+study teacher): the same pass, under the same key.
 """
 from __future__ import annotations
 
@@ -70,15 +73,17 @@ def load(teacher_run: Path, key: dict, num_classes: int) -> np.ndarray | None:
     return arr if arr.shape == (key["rows"], num_classes) else None
 
 
-def save(teacher_run: Path, key: dict, logits: np.ndarray) -> None:
+def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = False) -> None:
     """Write the table (float16 when large) and its key beside it; a failure costs only a rebuild
-    next time, never the run."""
+    next time, never the run. ``locked``: the caller holds the teacher folder's lock (the teacher
+    run itself, leaving the outputs it computed at its end)."""
     from .lock import FolderLock
     table, meta = _paths(teacher_run, key)
     dtype = np.float16 if logits.nbytes > HALF_ABOVE_BYTES else np.float32
     lock = FolderLock(teacher_run)
     try:
-        lock.acquire()  # the teacher folder is not being (re)trained while we write into it
+        if not locked:
+            lock.acquire()  # the teacher folder is not being (re)trained while we write into it
     except FastkdError:
         return
     try:

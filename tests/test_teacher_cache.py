@@ -79,3 +79,22 @@ def test_other_data_or_a_retrained_teacher_or_a_damaged_key_get_their_own_table(
 def test_cache_on_with_a_random_student_view_is_refused(teacher):
     with pytest.raises(C.ConfigError, match="distill.cache_teacher=on"):
         _student(teacher, teacher.parent / "x", "augment=mixup", "distill.cache_teacher=on")
+
+
+def test_a_teacher_that_saves_its_train_outputs_leaves_the_cache_its_students_read(tmp_path):
+    t = tmp_path / "t"
+    engine.train(_cfg("model=resnet8", "train.epochs=1", "train.save_train_outputs=true"), t, progress=False)
+    files = list((t / "teacher_cache").glob("train-*.npy"))
+    assert len(files) == 1
+    written = np.load(files[0])
+    np.testing.assert_array_equal(written, np.load(t / "train_outputs.npz")["logits"])  # the same pass
+    _student(t, tmp_path / "s")
+    assert "teacher cache: read 320 rows" in (tmp_path / "s" / "train.log").read_text()
+    # the student's own pass, as a reference: with the key damaged the student computes the table again
+    meta = next((t / "teacher_cache").glob("train-*.json"))
+    key = json.loads(meta.read_text())
+    meta.write_text(json.dumps(key | {"teacher_weights": "someone else's"}))
+    _student(t, tmp_path / "s2")
+    assert "teacher cache: computed 320 rows" in (tmp_path / "s2" / "train.log").read_text()
+    assert json.loads(meta.read_text()) == key  # the student's key is the one the teacher wrote
+    np.testing.assert_allclose(np.load(files[0]), written, rtol=1e-5, atol=1e-5)
