@@ -88,8 +88,9 @@ def test_a_teacher_that_saves_its_train_outputs_leaves_the_cache_its_students_re
     assert len(files) == 1
     written = np.load(files[0])
     np.testing.assert_array_equal(written, np.load(t / "train_outputs.npz")["logits"])  # the same pass
-    _student(t, tmp_path / "s")
+    _student(t, tmp_path / "s", "train.save_train_outputs=true")
     assert "teacher cache: read 320 rows" in (tmp_path / "s" / "train.log").read_text()
+    assert (tmp_path / "s" / "train_outputs.npz").is_file() and not (tmp_path / "s" / "teacher_cache").exists()
     # the student's own pass, as a reference: with the key damaged the student computes the table again
     meta = next((t / "teacher_cache").glob("train-*.json"))
     key = json.loads(meta.read_text())
