@@ -1,6 +1,7 @@
 """What a run records about where it ran: versions, hardware, command line."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -64,8 +65,6 @@ def environment(num_processes: int = 1) -> dict:
 
 def write_bench_json(path, rows: list[dict], **context) -> None:
     """A benchmark's results, with what was run and where (versions, hardware, commit), as JSON."""
-    import json
-    from pathlib import Path
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(context | {"results": rows, "environment": environment()}, indent=2) + "\n")
