@@ -25,6 +25,11 @@ def _one_or_list(values) -> str:
     return ", ".join(str(v) for v in values) if values else "-"
 
 
+def _held_out(val_split: float) -> float | int:
+    """data.val_split as written: a count (>= 1) of held-out images reads as one, a fraction as a fraction."""
+    return int(val_split) if val_split >= 1 else val_split
+
+
 def study_context(records: list[dict]) -> dict:
     ok = done(records)
     teachers = [r for r in ok if r["kind"] == "teacher"]
@@ -39,8 +44,7 @@ def study_context(records: list[dict]) -> dict:
         "teacher_epochs": _values(teachers, lambda r: r["config"]["train"]["epochs"]),
         "student_epochs": _values(students, lambda r: r["config"]["train"]["epochs"]),
         "select": _values(ok, lambda r: f"{r['kind']}s: {r['config']['train']['select']}"),
-        # a count (>= 1) of held-out images reads as one, a fraction as a fraction
-        "val_split": _values(ok, lambda r: (lambda v: int(v) if v >= 1 else v)(r["config"]["data"]["val_split"])),
+        "val_split": _values(ok, lambda r: _held_out(r["config"]["data"]["val_split"])),
         "seeds": max(cells.values()) if cells else 0,
         "min_seeds": min(cells.values()) if cells else 0,
         "distill": _values([r for r in students if r["labels"]["distill"] != "scratch"],
