@@ -373,11 +373,11 @@ class Trainer:
             save_outputs(self.rd.outputs, test.outputs)
             if train_out is not None:
                 save_outputs(self.rd.train_outputs, train_out.outputs)
-            if train_out is not None and self.kind == "teacher":
-                # the same pass is what a student of this teacher would compute first: leave it as its
-                # cache (students, which also save these outputs in a study, rarely teach: none written)
-                key = teacher_cache.cache_key(cfg, self.rd.path, self.identity["data"], self.data_sizes["train"])
-                teacher_cache.save(self.rd.path, key, train_out.outputs["logits"], locked=True)
+                if self.kind == "teacher":
+                    # the same pass is what a student of this teacher would compute first: leave it as its
+                    # cache (students, which also save these outputs in a study, rarely teach: none written)
+                    key = teacher_cache.cache_key(cfg, self.rd.path, self.identity["data"], self.data_sizes["train"])
+                    teacher_cache.save(self.rd.path, key, train_out.outputs["logits"], locked=True)
             write_json(self.rd.metrics, metrics)  # last: its presence marks the run finished
             self.rd.log(f"finished: test_accuracy={test.accuracy:.4f} on {test.count} images")
             if not cfg.train.keep_checkpoints:  # a finished run needs only its weights, metrics and outputs
