@@ -26,6 +26,16 @@ def finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def accuracy(rec: dict) -> float:
+    """A run's test accuracy (a fraction)."""
+    return rec["metrics"]["test_accuracy"]
+
+
+def ece(rec: dict) -> float:
+    """A run's expected calibration error on the test set (a fraction)."""
+    return rec["analysis"]["calibration"]["ece"]
+
+
 def cd_entry(rec: dict, rep: str = "softmax", variant: str = "paper") -> dict:
     """The class-discrimination result of a record: {score, intra, inter} or {undefined: why}."""
     return rec.get("analysis", {}).get("class_discrimination", {}).get(rep, {}).get(variant, {})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import augment_colour, augment_rank, cd_entry, done, finite, student_label
+from .common import accuracy, augment_colour, augment_rank, cd_entry, done, ece, finite, student_label
 from .stats import mean_std, spearman_test
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -109,7 +109,7 @@ def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", v
         if not finite(cd):
             undefined += r["labels"]["distill"] != "scratch"  # the count is of the students rho is over
             continue
-        p = (cd, 100 * r["metrics"]["test_accuracy"], r)
+        p = (cd, 100 * accuracy(r), r)
         (scratch if r["labels"]["distill"] == "scratch" else pts).append(p)
     rho, pval = spearman_test([p[0] for p in pts], [p[1] for p in pts])
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -164,11 +164,11 @@ def plot_reliability(records: list[dict], path: Path) -> str:
             keep = counts.sum(0) > 0  # bins some seed has images in: their nan-statistics are defined
             mean, lo, hi = (f(accs[:, keep], 0) for f in (np.nanmean, np.nanmin, np.nanmax))
             share = counts.sum(0) / counts.sum()
-            ece, ece_sd, n = mean_std([r["analysis"]["calibration"]["ece"] for r in recs])
+            ece_mean, ece_sd, n = mean_std([ece(r) for r in recs])
             colour = augment_colour(aug)
             style = ["-", "--", "-.", ":"][i % 4]  # one colour per augmentation: lines differ by style and marker
             ax.plot(centres[keep], mean, style, color=colour, lw=2.0 if key.startswith("teacher") else 1.2, alpha=0.9,
-                    label=f"{key}: ECE {100 * ece:.1f}%" + (f" ± {100 * ece_sd:.1f}" if finite(ece_sd) else "")
+                    label=f"{key}: ECE {100 * ece_mean:.1f}%" + (f" ± {100 * ece_sd:.1f}" if finite(ece_sd) else "")
                     + f" (n={n})")
             ax.scatter(centres[keep], mean, s=8 + 300 * share[keep], color=colour, alpha=0.5,
                        marker=MARKERS[i % len(MARKERS)])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_atomic
-from .common import augment_rank, cd_entry, done, finite
+from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
 from .stats import mean_std, spearman_test, welch_interval, welch_t_test
 
@@ -58,9 +58,9 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
 
     t_rows = []
     for (tm, aug), recs in teachers.items():
-        m, s, n = _agg(recs, lambda r: r["metrics"]["test_accuracy"])
+        m, s, n = _agg(recs, accuracy)
         row = {"teacher": tm, "augment": aug, "seeds": n, "test_accuracy": m, "test_accuracy_std": s}
-        for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
+        for key, get in (("ece", ece),
                          ("cd_features_clean", lambda r: cd_entry(r, "features", "clean").get("score")),
                          ("cd_features_paper", lambda r: cd_entry(r, "features", "paper").get("score"))):
             row[key], row[key + "_std"], _ = _agg(recs, get)
@@ -68,19 +68,19 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
 
     s_rows = []
     for (sm, tm, aug, dname), recs in students.items():
-        accs = [r["metrics"]["test_accuracy"] for r in recs]
+        accs = [accuracy(r) for r in recs]
         m, s, n = mean_std(accs)
         row = {"student": sm, "teacher": tm, "augment": aug, "distill": dname, "seeds": n, "test_accuracy": m,
                "test_accuracy_std": s}
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
-            delta, lo, hi, t, p = _versus(recs, ref, lambda r: r["metrics"]["test_accuracy"])
+            delta, lo, hi, t, p = _versus(recs, ref, accuracy)
             row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi,
                     "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
-            delta, lo, hi, _, p = _versus(recs, ref, lambda r: r["analysis"]["calibration"]["ece"])
+            delta, lo, hi, _, p = _versus(recs, ref, ece)
             row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
-        for key, get in (("ece", lambda r: r["analysis"]["calibration"]["ece"]),
+        for key, get in (("ece", ece),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
                          ("kl_teacher_student", lambda r: r["analysis"].get("fidelity", {}).get("kl")),
                          ("cd_softmax_paper", lambda r: cd_entry(r, "softmax", "paper").get("score")),
@@ -126,16 +126,16 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
     distilled = [r for r in ok if r["kind"] == "student" and r["labels"].get("distill") != "scratch"]
     by_teacher = defaultdict(list)
     for r in distilled:
-        by_teacher[r.get("teacher_id")].append(r["metrics"]["test_accuracy"])
+        by_teacher[r.get("teacher_id")].append(accuracy(r))
     teachers = [r for r in ok if r["kind"] == "teacher" and r["id"] in by_teacher]
-    sides = (("student", distilled, lambda r: r["metrics"]["test_accuracy"]),
+    sides = (("student", distilled, accuracy),
              ("teacher", teachers, lambda r: float(np.mean(by_teacher[r["id"]]))))
     variants = sorted({v for r in distilled + teachers for rep in r["analysis"]["class_discrimination"].values()
                        for v in rep})
-    for side, recs, accuracy in sides:
+    for side, recs, accuracy_of in sides:
         for rep in REPRESENTATIONS:
             for v in variants:
-                pts = [(cd_entry(r, rep, v).get("score"), accuracy(r)) for r in recs]
+                pts = [(cd_entry(r, rep, v).get("score"), accuracy_of(r)) for r in recs]
                 ok_pts = [p for p in pts if finite(p[0])]
                 rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
                 rows.append({"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
