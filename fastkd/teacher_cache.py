@@ -12,6 +12,7 @@ study teacher): the same pass, under the same key.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -80,20 +81,15 @@ def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = Fal
     from .lock import FolderLock
     table, meta = _paths(teacher_run, key)
     dtype = np.float16 if logits.nbytes > HALF_ABOVE_BYTES else np.float32
-    lock = FolderLock(teacher_run)
+    # unless the caller holds it, the teacher folder's lock: it is not being (re)trained while we write into it
+    lock = contextlib.nullcontext() if locked else FolderLock(teacher_run)
     try:
-        if not locked:
-            lock.acquire()  # the teacher folder is not being (re)trained while we write into it
-    except FastkdError:
-        return
-    try:
-        table.parent.mkdir(exist_ok=True)
-        write_atomic(table, lambda f: np.save(f, logits.astype(dtype, copy=False)), what="teacher cache")
-        write_atomic(meta, json.dumps(key, sort_keys=True), what="teacher cache key")
-    except (FastkdError, OSError):
+        with lock:
+            table.parent.mkdir(exist_ok=True)
+            write_atomic(table, lambda f: np.save(f, logits.astype(dtype, copy=False)), what="teacher cache")
+            write_atomic(meta, json.dumps(key, sort_keys=True), what="teacher cache key")
+    except (FastkdError, OSError):  # the folder in use (its lock refused) or the write failed
         pass
-    finally:
-        lock.release()
 
 
 def as_lookup(table: np.ndarray, device: torch.device) -> torch.Tensor:

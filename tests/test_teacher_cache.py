@@ -99,3 +99,17 @@ def test_a_teacher_that_saves_its_train_outputs_leaves_the_cache_its_students_re
     assert "teacher cache: computed 320 rows" in (tmp_path / "s2" / "train.log").read_text()
     assert json.loads(meta.read_text()) == key  # the student's key is the one the teacher wrote
     np.testing.assert_allclose(np.load(files[0]), written, rtol=1e-5, atol=1e-5)
+
+
+def test_a_teacher_folder_in_use_gets_no_table_until_it_is_free(tmp_path):
+    from fastkd import teacher_cache
+    from fastkd.lock import FolderLock
+    key, logits = {"rows": 4, "teacher_weights": "w"}, np.arange(40, dtype=np.float32).reshape(4, 10)
+    with FolderLock(tmp_path):  # another holder (a run retraining the teacher): the write is skipped, no error
+        teacher_cache.save(tmp_path, key, logits)
+        assert teacher_cache.load(tmp_path, key, 10) is None
+        teacher_cache.save(tmp_path, key, logits, locked=True)  # the holder itself writes
+        np.testing.assert_array_equal(teacher_cache.load(tmp_path, key, 10), logits)
+    teacher_cache.save(tmp_path, key | {"teacher_weights": "v"}, logits)  # free again: written under the lock
+    np.testing.assert_array_equal(teacher_cache.load(tmp_path, key | {"teacher_weights": "v"}, 10), logits)
+    FolderLock(tmp_path).acquire().release()  # the lock was let go (acquiring raises RunLockedError otherwise)
