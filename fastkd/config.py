@@ -175,8 +175,6 @@ def _coerce(key: str, value: Any, tp) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
     if origin is Literal:
-        if isinstance(value, bool) and {"on", "off"} <= set(args):  # YAML 1.1 reads on/off as booleans
-            value = "on" if value else "off"
         if value not in args:
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, args))}")
         return value
@@ -191,6 +189,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in YAML11_BOOLEANS:  # yes/no/on/off still mean a switch here
+            return YAML11_BOOLEANS[value.lower()]
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if tp in (int, float) and isinstance(value, str):
         value = _parse_number(key, value, tp)
@@ -325,8 +325,20 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+# YAML 1.1 (PyYAML's default) reads yes/no/on/off as booleans, so `precision: no` or
+# `--set train.precision=no` arrived as False. fastkd reads YAML 1.2's booleans only (true/false);
+# the 1.1 words stay the strings the user typed, and a boolean key still accepts them.
+YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
+_YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping (the later would silently win)."""
+    """Safe YAML that refuses a key given twice in one mapping (the later would silently win)
+    and reads only true/false as booleans (YAML 1.2)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -340,6 +352,10 @@ class _StrictLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: let PyYAML report it
                 pass
         return super().construct_mapping(node, deep=deep)
+
+
+for _first in "tTfF":
+    _StrictLoader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, ("tag:yaml.org,2002:bool", _YAML12_BOOL))
 
 
 def load_yaml(text: str | bytes, where: str = "YAML") -> Any:

@@ -87,3 +87,18 @@ def test_digest_and_diff():
     a, b = C.build(), C.build(overrides=["train.lr=0.2"])
     assert a.digest() != b.digest() and a.digest() == C.build().digest()
     assert C.diff(a.to_dict(), b.to_dict()) == ["train.lr: 0.1 -> 0.2"]
+
+
+@pytest.mark.parametrize("word", ["no", "No", "NO", "off", "on", "yes", "y", "n"])
+def test_yaml_11_boolean_words_stay_the_string_the_user_typed(tmp_path, word):
+    # YAML 1.1 reads these as booleans: `precision: no` arrived as False and was refused
+    assert C.load_yaml(f"a: {word}") == {"a": word}
+    assert C.parse_override(f"train.precision={word}") == {"train": {"precision": word}}
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  precision: no\ndistill:\n  cache_teacher: off\n")
+    cfg = C.build(files=[f], overrides=["train.precision=no"])
+    assert cfg.train.precision == "no" and cfg.distill.cache_teacher == "off"
+    # a switch still takes the 1.1 words, and YAML 1.2's true/false stay booleans
+    expected = word.lower() in ("on", "yes", "y")
+    assert C.build(overrides=[f"train.nesterov={word}"]).train.nesterov is expected
+    assert C.load_yaml("a: true\nb: False") == {"a": True, "b": False}
