@@ -35,25 +35,48 @@ PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with 
 __all__ = ["Trainer", "TrainingError", "train", "load_teacher", "make_accelerator", "run_identity_of"]
 
 
+def requested_device(cfg: Config) -> torch.device:
+    """The device type a run's config asks for (``device``: auto = CUDA when one is visible and
+    ``accelerate launch --cpu`` did not ask for the CPU)."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device: 'cuda' requested but no CUDA device is visible; use device=auto or cpu")
+    from accelerate.utils import parse_flag_from_env
+    cpu = cfg.device == "cpu" or not torch.cuda.is_available() or (cfg.device == "auto" and
+                                                                  parse_flag_from_env("ACCELERATE_USE_CPU"))
+    return torch.device("cpu" if cpu else "cuda")
+
+
+def _reset_accelerate_for(want: torch.device) -> None:
+    """Accelerate keeps one global state per process, and its first run fixes the device: a later
+    ``device=cpu`` run would train on CUDA, an ``auto`` run after a CPU one on the CPU. Runs in one
+    process (a study, the tests, a notebook) each rebuild it; the process group (PartialState) is
+    rebuilt only when the device changes, which a multi-process launch cannot do."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+    held = PartialState._shared_state.get("device")
+    moves = held is not None and held.type != want.type
+    if moves and torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise TrainingError(f"device: this process was launched on {held} with other processes; a run here cannot "
+                            f"move to {want.type}: launch it separately (or set device to match the launch)")
+    AcceleratorState._reset_state(reset_partial_state=moves)
+    GradientState._reset_state()
+
+
 def make_accelerator(cfg: Config, out_dir: Path | None = None):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device: 'cuda' requested but no CUDA device is visible; use device=auto or cpu")
-    cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    want = requested_device(cfg)
     precision = cfg.train.precision
-    if cpu and precision == "fp16":
+    if want.type == "cpu" and precision == "fp16":
         raise TrainingError("train.precision=fp16 needs a GPU; use bf16 or no on a CPU")
     trackers = cfg.track.trackers or None
-    # Accelerate keeps one global state per process; a process that runs several trainings (a
-    # study, the tests) with different precision or accumulation needs it rebuilt. The process
-    # group (PartialState) is kept.
-    from accelerate.state import AcceleratorState, GradientState
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
+    _reset_accelerate_for(want)
     project = ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "tracking")) if out_dir else None
-    return Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
-                       log_with=trackers, project_config=project)
+    acc = Accelerator(cpu=want.type == "cpu", mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
+                      log_with=trackers, project_config=project)
+    if acc.device.type != want.type:  # e.g. ACCELERATE_USE_CPU or ACCELERATE_TORCH_DEVICE in the environment
+        raise TrainingError(f"device={cfg.device}: Accelerate placed this run on {acc.device} (check ACCELERATE_* "
+                            "environment variables and the accelerate config)")
+    return acc
 
 
 def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None) -> torch.nn.Module:
@@ -178,7 +201,8 @@ class Trainer:
         key = teacher_cache.cache_key(cfg, run, self.identity["data"], self.data_sizes["train"])
         table = teacher_cache.load(run, key, self.num_classes)
         if table is None:
-            out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True).outputs
+            # every process reads the table, so every process gathers it; features are not needed
+            out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True, features=False).outputs
             table = out["logits"]
             if self.main:
                 teacher_cache.save(run, key, table)
@@ -344,12 +368,13 @@ class Trainer:
         acc.wait_for_everyone()
         if cfg.train.select != "last" and best["epoch"] is not None:
             ckpt.load_weights(self.bare_model, self.rd.best, **self._weights_meta())
-        test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher)
+        # per-image outputs are written by the main process alone: only it gathers them
+        test = evaluate(self.bare_model, self.eval_pipes["test"], acc, collect=True, teacher=self.teacher,
+                        gather_to="main")
         val = evaluate(self.bare_model, self.eval_pipes["val"], acc) if "val" in self.eval_pipes else None
-        train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True) \
+        train_out = evaluate(self.bare_model, self.eval_pipes["train"], acc, collect=True, gather_to="main") \
             if cfg.train.save_train_outputs else None
         speeds = [h["images_per_second"] for h in history]
-        o = test.outputs
         record = RunMetrics(
             kind=self.kind, model=cfg.model, augment=cfg.augment, seed=cfg.seed, test_accuracy=test.accuracy,
             test_loss=test.loss, test_examples=test.count, epochs=len(history),
@@ -361,10 +386,7 @@ class Trainer:
             val_accuracy=val.accuracy if val is not None else None, val_loss=val.loss if val is not None else None,
             skipped_images={k: len(v) for k, v in self.skipped.items()} or None,
             teacher=cfg.distill.teacher if self.teacher is not None else None,
-            teacher_test_accuracy=float((o["teacher_logits"].argmax(1) == o["labels"]).mean())
-            if self.teacher is not None else None,
-            agreement=float((o["teacher_logits"].argmax(1) == o["logits"].argmax(1)).mean())
-            if self.teacher is not None else None,
+            teacher_test_accuracy=test.teacher_accuracy, agreement=test.agreement,
             teacher_cache=("used" if self.cache_teacher else "off") if self.teacher is not None else None)
         metrics = record.to_dict()
         if self.main:

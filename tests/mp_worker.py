@@ -1,4 +1,4 @@
-"""Run by test_multiprocess.py under `accelerate launch` with 2 CPU processes (gloo)."""
+"""Run by test_multiprocess.py under `accelerate launch` with 2 processes (CPU and gloo, or 2 GPUs)."""
 import json
 import sys
 from pathlib import Path
@@ -32,6 +32,13 @@ train_indices = acc.gather(mine).tolist()
 flat = torch.cat([p.detach().flatten() for p in trainer.bare_model.parameters()])
 params = acc.gather(flat.unsqueeze(0))
 
+# 2b. per-image outputs gathered to the main process only
+from fastkd.evaluate import evaluate  # noqa: E402
+eval_pipe = build_pipeline("tensor", data["test"], make_spec("none"), train=False, batch_size=40, device=acc.device,
+                           seed=cfg.seed, process_index=acc.process_index, num_processes=acc.num_processes)
+gathered = evaluate(trainer.bare_model, eval_pipe, acc, collect=True, gather_to="main").outputs
+has_outputs = acc.gather(torch.tensor([gathered is not None and len(gathered["index"]) == 101], device=acc.device))
+
 # 3. distillation under the same launch
 student_metrics = engine.train(C.build(overrides=[f"{k}={v}" for k, v in [
     ("data.name", "sample"), ("data.limit_train", 256), ("data.limit_test", 101), ("model", "lenet"),
@@ -40,7 +47,8 @@ student_metrics = engine.train(C.build(overrides=[f"{k}={v}" for k, v in [
 
 if acc.is_main_process:
     (out / "result.json").write_text(json.dumps({
-        "num_processes": acc.num_processes, "train_indices": train_indices,
+        "num_processes": acc.num_processes, "train_indices": train_indices, "device_type": acc.device.type,
+        "outputs_on_ranks": [bool(v) for v in has_outputs.tolist()],
         "params_equal": bool(torch.equal(params[0], params[1])), "teacher": teacher_metrics, "student": student_metrics,
         "per_process_batches": len(pipe)}))
 acc.wait_for_everyone()

@@ -69,7 +69,7 @@ def test_teacher_directory_problems_are_named(tmp_path):
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = _cfg("augment=crop_flip+mixup")
+    cfg = _cfg("augment=crop_flip+mixup", "device=cpu")  # bitwise equality: cuDNN and TF32 do not promise it
     ref = tmp_path / "ref"
     engine.train(cfg, ref, progress=False)
     for kill_at in (4, 10, 21):  # calls to the loss: mid epoch 1, mid epoch 2 (10 steps/epoch), epoch 3
@@ -105,7 +105,8 @@ def test_run_that_failed_while_starting_can_be_rerun_with_a_fixed_config(tmp_pat
 
 
 def test_selection_by_validation_loss_keeps_best_weights(tmp_path):
-    cfg = _cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5", "train.keep_checkpoints=true")
+    # two trainings compared bitwise: on the CPU, where the arithmetic is deterministic
+    cfg = _cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5", "train.keep_checkpoints=true", "device=cpu")
     m = engine.train(cfg, tmp_path / "r", progress=False)
     losses = [h["val_loss"] for h in m["history"]]
     assert m["selected_epoch"] == int(np.argmin(losses)) + 1
@@ -114,7 +115,8 @@ def test_selection_by_validation_loss_keeps_best_weights(tmp_path):
     assert m["data_sizes"] == {"train": 260, "val": 60, "test": 100}
     assert (tmp_path / "r" / "checkpoints" / "last.json").is_file()  # kept, as asked
     # by default a finished run keeps only its final weights, metrics and outputs
-    engine.train(_cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5"), tmp_path / "r3", progress=False)
+    engine.train(_cfg("data.val_split=60", "train.select=val_loss", "train.lr=0.5", "device=cpu"), tmp_path / "r3",
+                 progress=False)
     left = {p.name for p in (tmp_path / "r3").iterdir()}
     assert left == {"config.yaml", "run.json", "train.log", "model.safetensors", "metrics.json", "test_outputs.npz",
                     ".fastkd.lock"}
@@ -211,3 +213,21 @@ def test_progress_bar_ends_each_epoch_with_its_mean_loss_and_history_records_the
         assert bar.postfix[-1][1]["loss"] == f"{h['train_loss']:.4f}"
         assert float(bar.postfix[-1][1]["lr"]) == pytest.approx(h["lr"])
     assert [h["lr"] for h in m["history"]] == pytest.approx([0.05, 0.005])
+
+
+def test_each_run_in_one_process_gets_the_device_its_config_asks_for(monkeypatch):
+    # Accelerate's process state outlives a run: after a run on another device (here faked as the
+    # state a CUDA run leaves behind) a device=cpu run must still land on the CPU, not there
+    from accelerate.state import AcceleratorState, PartialState
+    try:
+        engine.make_accelerator(_cfg("device=cpu"))
+        PartialState._shared_state["device"] = torch.device("meta")
+        acc = engine.make_accelerator(_cfg("device=cpu"))
+        assert acc.device.type == "cpu" and PartialState().device.type == "cpu"
+        # an environment that forces another device is named, not followed silently
+        AcceleratorState._reset_state(reset_partial_state=True)
+        monkeypatch.setenv("ACCELERATE_TORCH_DEVICE", "meta")
+        with pytest.raises(engine.TrainingError, match="ACCELERATE_"):
+            engine.make_accelerator(_cfg("device=cpu"))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)  # the next test starts from a clean process state

@@ -31,8 +31,9 @@ def _student(teacher, out, *extra):
 
 
 def test_cached_teacher_trains_the_same_student_as_a_live_one(teacher, tmp_path):
-    live = _student(teacher, tmp_path / "live", "distill.cache_teacher=off")
-    cached = _student(teacher, tmp_path / "cached", "distill.cache_teacher=on")
+    # two trainings compared to 1e-4: on the CPU (cuDNN and TF32 promise no such agreement)
+    live = _student(teacher, tmp_path / "live", "distill.cache_teacher=off", "device=cpu")
+    cached = _student(teacher, tmp_path / "cached", "distill.cache_teacher=on", "device=cpu")
     assert (live["teacher_cache"], cached["teacher_cache"]) == ("off", "used")
     a, b = load_file(str(tmp_path / "live" / "model.safetensors")), load_file(str(tmp_path / "cached" / "model.safetensors"))
     for k in a:
