@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="sequential", choices=("sequential", "ray"),
                    help="sequential: one run after another here; ray: every run a Ray task (pip install 'fastkd[ray]')")
     p.add_argument("--address", help="with --executor ray: join this Ray cluster (default: start one on this machine)")
-    p.add_argument("--gpus-per-run", type=float, default=0.0, help="with --executor ray: GPUs per run (0.25 packs four)")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="with --executor ray: GPUs per run (0.25 packs four; 0: runs train on the CPU). Default: 1 when "
+                   "the Ray cluster has GPUs, else 0")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --executor ray: CPUs (and torch threads) per run")
     p.add_argument("--threads-per-run", type=int, help="torch CPU threads per run (default: sequential, this machine's "
                    "cores; ray, --cpus-per-run). On the CPU the same count gives the same results under either executor")

@@ -45,7 +45,13 @@ def use_cache(cfg, kind: str) -> bool:
     if mode == "on" and not deterministic:
         raise ConfigError(f"distill.cache_teacher=on: the student trains with augment={cfg.augment!r}, so the teacher "
                           "sees a different image every epoch and its outputs cannot be computed once; use auto or off")
-    return deterministic
+    from .pipelines.registry import training_batches_carry_index
+    indexed = training_batches_carry_index(cfg.data)
+    if mode == "on" and not indexed:
+        raise ConfigError(f"distill.cache_teacher=on: data.backend={cfg.data.backend} with these options (e.g. "
+                          "data.ffcv.order=random) does not say which samples a batch holds, so the cached rows cannot "
+                          "be looked up; use data.ffcv.order=fastkd, or distill.cache_teacher=auto or off")
+    return deterministic and indexed  # auto: a live teacher where the rows cannot be looked up
 
 
 def cache_key(cfg, teacher_run: Path, data_fingerprint: str, train_size: int) -> dict:

@@ -86,6 +86,11 @@ class ShardedPipeline:
     def require(cls) -> None:
         """Raise MissingDependency (with the install hint) when the backend's package is absent."""
 
+    @classmethod
+    def indexes_training_batches(cls, options) -> bool:
+        """Whether training batches carry the data-set index of each sample (with these options)."""
+        return True
+
     def host_transforms(self) -> set[str]:
         """Names of the spec's per-sample transforms ("crop_flip", "cutout") this backend runs on
         the host; the base class runs the others on the device."""

@@ -121,6 +121,10 @@ class FfcvPipeline(ShardedPipeline):
     def require(cls) -> None:
         ffcv_module()
 
+    @classmethod
+    def indexes_training_batches(cls, options) -> bool:
+        return options.order == "fastkd"  # FFCV's own orders do not say which samples a batch holds
+
     def host_transforms(self) -> set[str]:
         # crop/flip and cutout on raw pixels are FFCV operations; cutout in normalised space is not
         return {"crop_flip"} | ({"cutout"} if not self.spec.cutout_after_normalize else set())

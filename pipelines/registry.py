@@ -29,6 +29,13 @@ def backend_reads(name: str) -> str:
     return backend_class(name).reads
 
 
+def training_batches_carry_index(data_cfg) -> bool:
+    """Whether a run's training batches name their samples (``Batch.index``), as a teacher cache
+    lookup needs: a backend that lets its own library choose the order may not know them."""
+    cls = backend_class(data_cfg.backend)
+    return cls.indexes_training_batches(getattr(data_cfg, data_cfg.backend, cls.Options()))
+
+
 def options_classes() -> dict[str, type]:
     """Each backend's options dataclass (``data.<name>.*`` in the config)."""
     return {name: backend_class(name).Options for name in BACKENDS}

@@ -166,3 +166,19 @@ def test_demo_preset_end_to_end_through_the_cli_at_reduced_size(tmp_path, capsys
     assert cli_main(["metric", str(out / "runs" / "scratch-lenet-s0"), "--variants", "paper"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["class_discrimination"]["features"]) == {"paper"}
+
+
+def test_ray_runs_without_gpus_train_on_the_cpu_and_gpu_tasks_get_fresh_workers():
+    # Ray hides no GPU from a task that asks for none: such a run must not pick cuda:0 itself
+    from fastkd.study.ray_executor import resolve_gpus_per_run, task_device, task_options
+    assert task_device("auto", 0) == "cpu" and task_device("cpu", 0.5) == "cpu"
+    assert task_device("auto", 0.25) == "cuda" and task_device("cuda", 1) == "cuda"
+    with pytest.raises(ConfigError, match="--gpus-per-run"):
+        task_device("cuda", 0)
+    # the default: a GPU a run where the cluster has GPUs, none where it has none
+    assert resolve_gpus_per_run(None, 8.0) == 1.0 and resolve_gpus_per_run(None, 0) == 0.0
+    assert resolve_gpus_per_run(0.0, 8.0) == 0.0 and resolve_gpus_per_run(0.25, 8.0) == 0.25
+    gpu = task_options(gpus_per_run=0.5, cpus_per_run=1, threads=1, max_retries=3)
+    cpu = task_options(gpus_per_run=0, cpus_per_run=1, threads=2, max_retries=3)
+    assert gpu["max_calls"] == 1 and gpu["num_gpus"] == 0.5 and "runtime_env" not in gpu
+    assert "max_calls" not in cpu and cpu["runtime_env"]["env_vars"]["OMP_WAIT_POLICY"] == "PASSIVE"

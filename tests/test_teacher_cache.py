@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from fastkd import config as C
-from fastkd import engine
+from fastkd import engine, teacher_cache
 
 BASE = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "train.batch_size=32", "train.lr=0.05",
         "train.schedule=cosine", "data.eval_batch_size=100"]
@@ -114,3 +114,13 @@ def test_a_teacher_folder_in_use_gets_no_table_until_it_is_free(tmp_path):
     teacher_cache.save(tmp_path, key | {"teacher_weights": "v"}, logits)  # free again: written under the lock
     np.testing.assert_array_equal(teacher_cache.load(tmp_path, key | {"teacher_weights": "v"}, 10), logits)
     FolderLock(tmp_path).acquire().release()  # the lock was let go (acquiring raises RunLockedError otherwise)
+
+
+@pytest.mark.parametrize("order", ["random", "quasi_random"])
+def test_no_cache_where_training_batches_do_not_name_their_samples(order):
+    # FFCV's own orders give every sample the index -1: a cached student would read row -1 for all
+    base = ["augment=none", "distill.teacher=some/teacher", "data.backend=ffcv", f"data.ffcv.order={order}"]
+    assert not teacher_cache.use_cache(C.build(overrides=base), "student")  # auto: a live teacher
+    with pytest.raises(C.ConfigError, match="data.ffcv.order"):
+        teacher_cache.use_cache(C.build(overrides=base + ["distill.cache_teacher=on"]), "student")
+    assert teacher_cache.use_cache(C.build(overrides=base + ["data.ffcv.order=fastkd"]), "student")

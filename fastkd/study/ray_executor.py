@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..errors import MissingDependency, RunDirError, RunLockedError
+from ..errors import ConfigError, MissingDependency, RunDirError, RunLockedError
 from ..errors import pip_hint
 from .ledger import Ledger
 from .spec import RunSpec, StudyConfig
@@ -36,14 +36,49 @@ def _ray():
         raise MissingDependency(f"--executor ray needs Ray: {pip_hint('ray')}") from None
 
 
-def _train_task(config: dict, run_dir: str, kind: str, knn_k: int, cd_variants: list, threads: int) -> dict:
+def task_device(config_device: str, gpus_per_run: float) -> str:
+    """Where a run's task trains. Ray sets CUDA_VISIBLE_DEVICES only for tasks that ask for GPUs: a
+    zero-GPU task still sees every GPU, and would train on cuda:0 beside the counted runs there."""
+    if gpus_per_run == 0:
+        if config_device == "cuda":
+            raise ConfigError("device=cuda: the study's runs ask for no GPU (--gpus-per-run 0); give them GPUs "
+                              "(e.g. --gpus-per-run 1) or let them run on the CPU (device=auto or cpu)")
+        return "cpu"
+    return "cpu" if config_device == "cpu" else "cuda"
+
+
+def resolve_gpus_per_run(requested: float | None, cluster_gpus: float) -> float:
+    """``--gpus-per-run``: as given, or by default one GPU a run on a cluster that has GPUs, else none."""
+    if requested is None:
+        return 1.0 if cluster_gpus >= 1 else 0.0
+    if requested < 0:
+        raise ConfigError(f"--gpus-per-run: {requested} is negative; use 0 (CPU runs) or a share of a GPU")
+    return requested
+
+
+def task_options(*, gpus_per_run: float, cpus_per_run: float, threads: int, max_retries: int) -> dict:
+    """Ray options of a run's task."""
+    options = {"num_cpus": cpus_per_run, "num_gpus": gpus_per_run, "max_retries": max_retries,
+               "retry_exceptions": False}
+    if gpus_per_run > 0:
+        # a fresh worker per GPU task: a reused one would keep the CUDA context (and the memory) of
+        # the last run, on a device Ray may since have given another task
+        options["max_calls"] = 1
+    if threads > cpus_per_run:
+        # more threads than the run's CPUs (e.g. the sequential executor's count, for the same
+        # arithmetic): runs share cores, so OpenMP threads must sleep, not spin, while they wait
+        options["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
+    return options
+
+
+def _train_task(config: dict, run_dir: str, kind: str, knn_k: int, cd_variants: list, threads: int,
+                device: str) -> dict:
     """The body of a run's Ray task (in a worker process)."""
     import torch
 
     from .. import runinfo
     from .runner import execute_run
     torch.set_num_threads(max(1, threads))
-    device = "cuda" if torch.cuda.is_available() and config.get("device") != "cpu" else "cpu"
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
@@ -88,7 +123,7 @@ def check_shared_filesystem(ray, out: Path) -> None:
 
 
 def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path, ledger: Ledger, *,
-               retry_failed: bool = False, address: str | None = None, gpus_per_run: float = 0.0,
+               retry_failed: bool = False, address: str | None = None, gpus_per_run: float | None = None,
                cpus_per_run: float = 1.0, threads_per_run: int | None = None, num_cpus: int | None = None,
                max_retries: int = 3) -> None:
     from .runner import _record, needs_running, record_result
@@ -102,20 +137,18 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
         out = out.resolve()
         check_shared_filesystem(ray, out)
         threads = threads_per_run or max(1, int(cpus_per_run))
-        options = {}
-        if threads > cpus_per_run:
-            # more threads than the run's CPUs (e.g. the sequential executor's count, for the same
-            # arithmetic): runs share cores, so OpenMP threads must sleep, not spin, while they wait
-            options["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
-        task = ray.remote(_train_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
-                                               retry_exceptions=False, **options)
+        gpus_per_run = resolve_gpus_per_run(gpus_per_run, ray.cluster_resources().get("GPU", 0))
+        devices = {r.id: task_device(r.config.device, gpus_per_run) for r in runs}  # refused before any run starts
+        log.info("ray: %s GPU(s) per run", gpus_per_run)
+        task = ray.remote(_train_task).options(**task_options(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                                                              threads=threads, max_retries=max_retries))
         todo = {r.id: r for r in runs if needs_running(r, identities[r.id], ledger, retry_failed=retry_failed)}
         pending: dict = {}  # object ref -> run
 
         def submit(run: RunSpec) -> None:
             log.info("submitted %s", run.id)
             ref = task.remote(run.config.to_dict(), str(out / "runs" / run.id), run.kind, sc.knn_k,
-                              list(sc.cd_variants), threads)
+                              list(sc.cd_variants), threads, devices[run.id])
             pending[ref] = run
             todo.pop(run.id)
 
