@@ -47,18 +47,26 @@ def cutout_boxes(n: int, height: int, width: int, size: int, *, generator=None, 
 
 
 def cutout(x: torch.Tensor, *, size: int = 16, holes: int = 1, fill: float = 0.0, generator=None) -> torch.Tensor:
-    """Set ``holes`` random size x size squares per sample to ``fill`` (returns a new tensor)."""
+    """Set ``holes`` random size x size squares per sample to ``fill`` (returns a new tensor in the
+    input's memory format: an out-of-place masked_fill would turn channels_last into contiguous)."""
     n, _, h, w = x.shape
     mask = torch.zeros((n, 1, h, w), dtype=torch.bool, device=x.device)
     for _ in range(holes):
         mask |= box_mask(cutout_boxes(n, h, w, size, generator=generator, device=x.device), h, w, x.device)
-    return x.masked_fill(mask, fill)
+    return x.clone(memory_format=torch.preserve_format).masked_fill_(mask, fill)
+
+
+def channel_constants(values, device) -> torch.Tensor:
+    """Per-channel statistics as a float32 (1, C, 1, 1) tensor on ``device``: build it once per
+    pipeline, not per batch (each build is a blocking copy from host memory)."""
+    return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
 
 def normalize(x: torch.Tensor, mean, std, *, dtype=torch.float32, channels_last: bool = True) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> (x / 255 - mean) / std in ``dtype``, optionally channels_last."""
-    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    """uint8 (N, C, H, W) -> (x / 255 - mean) / std in ``dtype``, optionally channels_last.
+    ``mean`` and ``std``: from :func:`channel_constants` (sequences are converted on each call)."""
+    mean_t = mean if isinstance(mean, torch.Tensor) else channel_constants(mean, x.device)
+    std_t = std if isinstance(std, torch.Tensor) else channel_constants(std, x.device)
     out = ((x.float() / 255.0 - mean_t) / std_t).to(dtype)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out.contiguous()
 

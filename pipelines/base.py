@@ -78,6 +78,8 @@ class ShardedPipeline:
         self.dtype, self.channels_last = layout.dtype, layout.channels_last
         self.num_classes = data.num_classes
         self.epoch = 0
+        self._mean = K.channel_constants(data.mean, self.device)  # built once: each build is a host copy
+        self._std = K.channel_constants(data.std, self.device)
         # what of the spec the device still has to do once this backend's host work is done
         self.device_spec = dataclasses.replace(spec, **{t: False for t in self.host_transforms()}) if train else \
             AugmentSpec()
@@ -100,12 +102,10 @@ class ShardedPipeline:
         self.epoch = epoch
 
     def _indices(self, epoch: int | None = None) -> torch.Tensor:
-        """This process's samples in epoch ``epoch`` (default: the current one), in order."""
+        """This process's samples in epoch ``epoch`` (default: the current one), in order, on the
+        host: drawn there by every backend, so every backend and device has the same order."""
         return shard_indices(len(self.data.labels), epoch=self.epoch if epoch is None else epoch, seed=self.seed,
-                             rank=self.rank, world=self.world, shuffle=self.train, device=self._index_device())
-
-    def _index_device(self):
-        return "cpu"
+                             rank=self.rank, world=self.world, shuffle=self.train)
 
     def _slices(self, count: int):
         return batch_slices(count, self.batch_size, self.drop_last)
@@ -137,7 +137,7 @@ class ShardedPipeline:
                 x = K.crop_flip(x, pad=s.pad, flip=s.flip, generator=gen)
             if s.cutout and not s.cutout_after_normalize:
                 x = K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
-            x = K.normalize(x, self.data.mean, self.data.std, dtype=torch.float32, channels_last=self.channels_last)
+            x = K.normalize(x, self._mean, self._std, dtype=torch.float32, channels_last=self.channels_last)
         y = K.one_hot(labels, self.num_classes, smoothing=self.spec.label_smoothing if self.train else 0.0)
         if self.train:
             if s.cutout and s.cutout_after_normalize:

@@ -240,6 +240,7 @@ class DaliPipeline(ShardedPipeline):
             return
         pipe = self._pipeline_for_epoch(order)
         gen = self._device_generator()
+        order_on_device = torch.from_numpy(order).to(self.device)  # one copy per epoch, sliced per batch
         try:
             for a, b in slices:
                 images, labels = self._run(pipe, order[a:b])
@@ -249,6 +250,6 @@ class DaliPipeline(ShardedPipeline):
                 labels = self._to_torch(labels).view(-1)[: b - a]
                 if a == 0:  # after the first batch, so the build does not delay it
                     self._build_next_epoch_in_background()
-                yield self._finish(x, labels, torch.from_numpy(order[a:b]).to(self.device), gen)
+                yield self._finish(x, labels, order_on_device[a:b], gen)
         finally:
             del pipe

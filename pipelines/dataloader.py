@@ -127,7 +127,8 @@ class DataLoaderPipeline(ShardedPipeline):
         loader = self._loader()
         gen = self._device_generator()
         for x, labels, index in loader:
-            x = x.to(self.device, non_blocking=True)
+            # on a GPU the loader pins every tensor of the batch: the copies need not block the host
+            x, labels, index = (t.to(self.device, non_blocking=True) for t in (x, labels, index))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield self._finish(x, labels.to(self.device), index.to(self.device), gen)
+            yield self._finish(x, labels, index, gen)

@@ -187,11 +187,13 @@ class FfcvPipeline(ShardedPipeline):
         loader.next_epoch = self.epoch  # the epoch FFCV's traversal order (ours or its own) reads
         batches = iter(loader)
         gen = self._device_generator()
+        # one copy per epoch, sliced per batch; FFCV's own orders do not say which samples a batch holds
+        order_on_device = torch.from_numpy(order).to(self.device) if self.order == "fastkd" else \
+            torch.full((len(order),), -1, device=self.device)
         try:
             for (a, b), (images, labels) in zip(slices, batches):
                 x = images  # uint8; the finishing path normalises it on the device
-                index = torch.from_numpy(order[a:b]).to(self.device) if self.order == "fastkd" else \
-                    torch.full((len(labels),), -1, device=self.device)  # FFCV's own order: unknown
+                index = order_on_device[a:b]
                 yield self._finish(x, labels, index, gen)
         finally:  # an epoch left early (benchmark, error): stop FFCV's reader thread before the next one
             batches.close()

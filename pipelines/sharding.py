@@ -6,7 +6,7 @@ import torch
 from fastkd.seeding import generator
 
 
-def shard_indices(n: int, *, epoch: int, seed: int, rank: int, world: int, shuffle: bool, device="cpu") -> torch.Tensor:
+def shard_indices(n: int, *, epoch: int, seed: int, rank: int, world: int, shuffle: bool) -> torch.Tensor:
     """Indices of process ``rank`` of ``world`` for one epoch.
 
     Training (``shuffle``): one permutation per epoch, identical on every process (seeded by seed
@@ -14,15 +14,17 @@ def shard_indices(n: int, *, epoch: int, seed: int, rank: int, world: int, shuff
     disjoint and every process runs the same number of steps (DDP needs that); the n % world
     samples left over change from epoch to epoch.
     Evaluation: contiguous, unequal-by-at-most-one blocks covering all n samples exactly once.
+    Drawn on the CPU, always: a CUDA generator gives another permutation from the same seed, and
+    a run resumed on another kind of device must replay the same order.
     """
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} outside world of {world}")
     if shuffle:
-        perm = torch.randperm(n, generator=generator(seed, "shuffle", epoch, device=device), device=device)
+        perm = torch.randperm(n, generator=generator(seed, "shuffle", epoch))
         per = n // world
         return perm[rank * per:(rank + 1) * per]
     lo, hi = n * rank // world, n * (rank + 1) // world
-    return torch.arange(lo, hi, device=device)
+    return torch.arange(lo, hi)
 
 
 def batch_slices(count: int, batch_size: int, drop_last: bool):

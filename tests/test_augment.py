@@ -73,3 +73,24 @@ def test_normalize_matches_float64_formula_and_layout(device):
 def test_one_hot_smoothing():
     y = K.one_hot(torch.tensor([2, 0]), 4, smoothing=0.2)
     np.testing.assert_allclose(y.numpy(), [[0.05, 0.05, 0.85, 0.05], [0.85, 0.05, 0.05, 0.05]], rtol=1e-6)
+
+
+def test_cutout_keeps_the_memory_format_it_was_given(device):
+    # a channels_last batch that comes back contiguous costs every following conv a layout copy
+    x = torch.randn(8, 3, 12, 12, device=device).contiguous(memory_format=torch.channels_last)
+    out = K.cutout(x, size=4, generator=seeded(device, 0))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    holes = (out == 0) & (x != 0)
+    assert holes.any() and torch.equal(out[~holes], x[~holes])  # only the holes changed
+    plain = K.cutout(x.contiguous(), size=4, generator=seeded(device, 0))
+    assert plain.is_contiguous() and torch.equal(plain, out)
+
+
+def test_normalize_takes_prebuilt_channel_constants_with_the_same_result(device):
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8, generator=seeded("cpu", 1)).to(device)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    ref = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64, device=device).view(1, 3, 1, 1)) \
+        / torch.tensor(std, dtype=torch.float64, device=device).view(1, 3, 1, 1)
+    built = K.normalize(x, K.channel_constants(mean, device), K.channel_constants(std, device))
+    torch.testing.assert_close(built, ref.float())
+    assert torch.equal(built, K.normalize(x, mean, std))

@@ -104,3 +104,13 @@ def test_dataloader_backend_training_crops_and_same_shards():
     assert [b.index.tolist() for b in db] == [b.index.tolist() for b in tb]
     assert db[0].images.shape == (16, 3, 8, 8)
     torch.testing.assert_close(db[0].targets.sum(1), torch.ones(16))
+
+
+@pytest.mark.parametrize("backend", ["tensor", "dataloader"])
+def test_every_backend_draws_the_same_epoch_order_on_every_device(backend, device):
+    # the order is drawn on the host from (seed, epoch): a resume on another device type replays it
+    data = _data()
+    p = _pipe(data, backend=backend, device=device, batch_size=10)
+    p.set_epoch(3)
+    got = torch.cat([b.index.cpu() for b in p])
+    assert torch.equal(got, shard_indices(len(data), epoch=3, seed=0, rank=0, world=1, shuffle=True)[:len(got)])
