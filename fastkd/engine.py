@@ -270,12 +270,14 @@ class Trainer:
                 lr_used = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                if acc.sync_gradients:
+                # fp16: a step the scaler skipped (inf gradients) does not advance the schedule; the
+                # scaler has synchronised to decide it, so reading the flag costs nothing more
+                if acc.sync_gradients and not self.optimizer.step_was_skipped:
                     self.scheduler.step()
             loss_sum += loss.detach().double()
             seen += len(batch)
             steps += 1
-            if bar is not None:
+            if bar is not None:  # only when progress is shown: no host sync in the loop otherwise
                 bar.update(1)
                 if step % PROGRESS_EVERY == 0 or steps == self.steps_per_epoch:  # a host sync: not every step
                     running = loss_sum.item() / steps
@@ -322,12 +324,14 @@ class Trainer:
             acc.init_trackers(cfg.track.project, config=_flat(cfg.to_dict()))
         from tqdm.auto import tqdm
         for epoch in range(start_epoch, cfg.train.epochs):
+            shown = self.progress and self.main
             bar = tqdm(total=self.steps_per_epoch, desc=f"{self.kind} {cfg.model} epoch {epoch + 1}/{cfg.train.epochs}",
-                       leave=False, disable=not (self.progress and self.main), dynamic_ncols=True)
+                       leave=False, dynamic_ncols=True) if shown else None
             try:
                 record = self._train_epoch(epoch, bar)
             finally:
-                bar.close()
+                if bar is not None:
+                    bar.close()
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
                 for name in self._eval_sets():
                     r = evaluate(self.bare_model, self.eval_pipes[name], acc)

@@ -231,3 +231,13 @@ def test_each_run_in_one_process_gets_the_device_its_config_asks_for(monkeypatch
             engine.make_accelerator(_cfg("device=cpu"))
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)  # the next test starts from a clean process state
+
+
+def test_a_step_the_fp16_scaler_skipped_does_not_advance_the_schedule(tmp_path, monkeypatch):
+    # fp16's scaler skips a step with inf gradients; the schedule must wait for the real steps
+    # (faked here on the CPU: every step reported as skipped leaves the lr where it started)
+    from accelerate.optimizer import AcceleratedOptimizer
+    monkeypatch.setattr(AcceleratedOptimizer, "step_was_skipped", property(lambda self: True))
+    m = engine.train(_cfg("train.epochs=2", "train.schedule=step", "train.milestones=[1]"), tmp_path / "r",
+                     progress=False)
+    assert [h["lr"] for h in m["history"]] == [0.05, 0.05]
