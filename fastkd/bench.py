@@ -75,7 +75,8 @@ def _timed(step, batches, steps: int, warmup: int, device, batch_size: int, repe
 class _Steps:
     """Teacher (CE) and KD training steps on fixed models, as the engine runs them."""
 
-    def __init__(self, teacher_name, student_name, num_classes, device, precision, channels_last, compile_):
+    def __init__(self, teacher_name, student_name, num_classes, device, precision, channels_last, compile_,
+                 num_samples: int):
         mf = torch.channels_last if channels_last else torch.contiguous_format
         self.device = device
         self.teacher = models.create(teacher_name, num_classes).to(device, memory_format=mf)
@@ -84,7 +85,8 @@ class _Steps:
         self.opt_t = torch.optim.SGD(self.teacher.parameters(), lr=0.01, momentum=0.9)
         self.opt_s = torch.optim.SGD(self.student.parameters(), lr=0.01, momentum=0.9)
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.num_classes, self.table = num_classes, None
+        # the cached teacher's logits, one row per training sample: made once, outside every timing
+        self.table = torch.randn(num_samples, num_classes, device=device)
         wrap = torch.compile if compile_ else (lambda m: m)
         self.f_teacher, self.f_student, self.f_frozen = wrap(self.teacher), wrap(self.student), wrap(self.frozen)
 
@@ -103,9 +105,6 @@ class _Steps:
     def kd_cached_step(self, batch):
         """The KD step with the teacher's logits read from a table by sample index (the teacher
         cache of a student whose view is deterministic): no teacher forward."""
-        if self.table is None or len(self.table) < int(batch.index.max()) + 1:
-            self.table = torch.randn(int(batch.index.max()) + 1 if self.table is None else len(self.table) * 2,
-                                     self.num_classes, device=self.device)
         with self._autocast():
             loss = kd_loss(self.f_student(batch.images), self.table[batch.index], batch.targets, temperature=4.0,
                            gamma=0.9)
@@ -169,7 +168,7 @@ def _run(args, scratch: Path) -> dict:
     root = _data_root(args.data, scratch)
     train = load_splits(DataConfig(name="imagefolder", path=str(root)), progress=True)["train"]
     spec = make_spec(args.augment, per_sample=args.per_sample)
-    steps = _Steps(teacher, student, train.num_classes, device, precision, args.channels_last, args.compile)
+    steps = _Steps(teacher, student, train.num_classes, device, precision, args.channels_last, args.compile, len(train))
 
     def pipe(backend):
         return build_pipeline(backend, sources.get(backend, train), spec, train=True, batch_size=bs, device=device, seed=0,

@@ -203,13 +203,17 @@ class Trainer:
         if table is None:
             # every process reads the table, so every process gathers it; features are not needed
             out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True, features=False).outputs
-            table = out["logits"]
+            table = out["logits"].astype(teacher_cache.stored_dtype(out["logits"]), copy=False)  # as students read it
             if self.main:
                 teacher_cache.save(run, key, table)
                 self.rd.log(f"teacher cache: computed {table.shape[0]} rows in {run / 'teacher_cache'}")
         elif self.main:
             self.rd.log(f"teacher cache: read {table.shape[0]} rows from {run / 'teacher_cache'}")
-        return teacher_cache.as_lookup(table, acc.device)
+        lookup = teacher_cache.as_lookup(table, acc.device)
+        if self.main and lookup.device.type != acc.device.type:
+            self.rd.log(f"teacher cache: {lookup.nbytes / 2**30:.1f} GiB does not fit beside the run on {acc.device}: "
+                        "rows are gathered on the host (one host sync per step)")
+        return lookup
 
     @property
     def bare_model(self):

@@ -27,7 +27,7 @@ from .identity import digest
 
 FORMAT = 1
 HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)
-ON_DEVICE_BELOW_BYTES = 2 << 30  # smaller tables are copied to the device for the run
+DEVICE_SHARE = 0.25  # a table taking at most this share of the device's free memory is kept there
 
 
 def student_view_is_deterministic(cfg) -> bool:
@@ -86,7 +86,7 @@ def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = Fal
     run itself, leaving the outputs it computed at its end)."""
     from .lock import FolderLock
     table, meta = _paths(teacher_run, key)
-    dtype = np.float16 if logits.nbytes > HALF_ABOVE_BYTES else np.float32
+    dtype = stored_dtype(logits)
     # unless the caller holds it, the teacher folder's lock: it is not being (re)trained while we write into it
     lock = contextlib.nullcontext() if locked else FolderLock(teacher_run)
     try:
@@ -98,9 +98,24 @@ def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = Fal
         pass
 
 
+def stored_dtype(logits: np.ndarray) -> np.dtype:
+    """The dtype a table is stored and read in: float16 when large. A student that computes the
+    table uses it in this dtype too, so it trains as every later student that reads the file."""
+    return np.dtype(np.float16 if logits.nbytes > HALF_ABOVE_BYTES else np.float32)
+
+
+def fits_on_device(nbytes: int, free_bytes: int) -> bool:
+    return nbytes <= DEVICE_SHARE * free_bytes
+
+
 def as_lookup(table: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The table as a float32 tensor on the device when it fits, else on the host."""
-    t = torch.from_numpy(np.array(table, dtype=np.float32))
-    if device.type == "cuda" and t.nbytes < ON_DEVICE_BELOW_BYTES:
+    """The table in its stored dtype (rows are widened to float32 per batch by the loss): on the
+    device when it takes at most ``DEVICE_SHARE`` of the device's free memory, so rows are gathered
+    there with no host sync; else in pinned host memory (each step then copies its indices to the
+    host: a sync, said in the run's log)."""
+    t = torch.from_numpy(np.array(table))  # a memory-mapped file is read into memory here
+    if device.type != "cuda":
+        return t
+    if fits_on_device(t.nbytes, torch.cuda.mem_get_info(device)[0]):
         return t.to(device)
-    return t
+    return t.pin_memory()

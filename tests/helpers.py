@@ -11,6 +11,25 @@ from PIL import Image
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+# Tensor methods that hand a value to the host (each a device sync on a GPU)
+HOST_SYNCING = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__")
+
+
+class HostSyncCounter:
+    """Counts the host-synchronising tensor calls (``HOST_SYNCING``) made while ``active``."""
+
+    def __init__(self, monkeypatch):
+        self.count, self.active = 0, False
+        for name in HOST_SYNCING:
+            real = getattr(torch.Tensor, name)
+
+            def counting(tensor, *a, _real=real, **k):
+                if self.active:
+                    self.count += 1
+                return _real(tensor, *a, **k)
+            monkeypatch.setattr(torch.Tensor, name, counting)
+
+
 def seeded(device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 

@@ -59,3 +59,23 @@ def test_metric_benchmark_reports_every_path_per_device(tmp_path, capsys):
     for r in rows:
         if r["device"] != "cpu":  # a GPU row carries its speed-up over the host's row
             assert r["speedup_vs_host"]["cd_clean"] == pytest.approx(host["cd_clean_s"] / r["cd_clean_s"])
+
+
+def test_the_timed_steps_make_no_host_sync(monkeypatch):
+    # the cached-KD step read the table's size from the batch (int(index.max()), twice) inside the timing
+    import torch
+    from helpers import HostSyncCounter
+    from fastkd.bench import _Steps
+    from fastkd.config import DataConfig
+    from fastkd.data import load_splits
+    from fastkd.pipelines import build_pipeline
+    from fastkd.pipelines.spec import make_spec
+    train = load_splits(DataConfig(name="sample", limit_train=64, limit_test=10))["train"]
+    batch = next(iter(build_pipeline("tensor", train, make_spec("crop_flip+mixup"), train=True, batch_size=16,
+                                     device="cpu", seed=0)))
+    steps = _Steps("resnet8", "lenet", train.num_classes, torch.device("cpu"), "no", True, False, len(train))
+    counter = HostSyncCounter(monkeypatch)
+    counter.active = True
+    for step in (steps.teacher_step, steps.kd_step, steps.kd_cached_step):
+        step(batch)
+    assert counter.count == 0

@@ -12,9 +12,7 @@ import torch
 
 from fastkd import config as C
 from fastkd import engine
-
-# Tensor methods that hand a value to the host (each a device sync on a GPU)
-SYNCING = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__")
+from helpers import HostSyncCounter
 BASE = ["data.name=sample", "data.limit_train=200", "data.limit_test=40", "train.epochs=1", "train.batch_size=8",
         "data.eval_batch_size=40", "data.num_workers=0", "train.lr=0.01"]
 
@@ -40,19 +38,11 @@ def beton(tmp_path_factory):
 
 def _syncs_while_training(monkeypatch, cfg, out, kind="teacher") -> int:
     """Host-synchronising calls made inside the epoch's step loop of one run."""
-    counted = {"n": 0, "on": False}
-    for name in SYNCING:
-        real = getattr(torch.Tensor, name)
-
-        def counting(self, *a, _real=real, **k):
-            if counted["on"]:
-                counted["n"] += 1
-            return _real(self, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, counting)
+    counter = HostSyncCounter(monkeypatch)
     real_epoch = engine.Trainer._train_epoch
 
     def epoch(self, e, bar):
-        counted["on"] = True
+        counter.active = True
         cuda = self.acc.device.type == "cuda"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -61,14 +51,14 @@ def _syncs_while_training(monkeypatch, cfg, out, kind="teacher") -> int:
             try:
                 return real_epoch(self, e, bar)
             finally:
-                counted["on"] = False
+                counter.active = False
                 if cuda:
                     torch.cuda.set_sync_debug_mode("default")
-                counted["n"] += sum("synchroniz" in str(w.message) for w in caught)
+                counter.count += sum("synchroniz" in str(w.message) for w in caught)
     monkeypatch.setattr(engine.Trainer, "_train_epoch", epoch)
     engine.train(cfg, out, kind=kind, progress=False)
     monkeypatch.undo()
-    return counted["n"]
+    return counter.count
 
 
 @pytest.mark.parametrize("backend", ["tensor", "dataloader", "dali", "ffcv"])

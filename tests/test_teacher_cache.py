@@ -124,3 +124,16 @@ def test_no_cache_where_training_batches_do_not_name_their_samples(order):
     with pytest.raises(C.ConfigError, match="data.ffcv.order"):
         teacher_cache.use_cache(C.build(overrides=base + ["distill.cache_teacher=on"]), "student")
     assert teacher_cache.use_cache(C.build(overrides=base + ["data.ffcv.order=fastkd"]), "student")
+
+
+def test_the_lookup_keeps_the_stored_dtype_and_sizes_its_home_from_free_memory():
+    # a float16 table (one above HALF_ABOVE_BYTES) was widened to float32: twice the memory
+    small = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert teacher_cache.stored_dtype(small) == np.float32
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (teacher_cache.HALF_ABOVE_BYTES // 4 + 1, 1), (0, 0))
+    assert teacher_cache.stored_dtype(big) == np.float16
+    half = small.astype(np.float16)
+    t = teacher_cache.as_lookup(half, torch.device("cpu"))
+    assert t.dtype == torch.float16 and torch.equal(t, torch.from_numpy(half))
+    # the device keeps tables up to a quarter of its free memory (a fixed 2 GiB before)
+    assert teacher_cache.fits_on_device(10 << 30, 80 << 30) and not teacher_cache.fits_on_device(30 << 30, 80 << 30)
