@@ -34,9 +34,36 @@ def hardware() -> dict:
     info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "cpu": _cpu_model(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["gpus"] = gpu_names()
         info["cuda_version"] = torch.version.cuda
     return info
+
+
+def gpu_names() -> list[str]:
+    """The visible GPUs' names, without initialising CUDA when it is not yet: a run records its
+    hardware before it loads data, and CUDA started then would be inherited by every forked
+    worker (and costs the start-up of a context before any work)."""
+    import torch
+    count = torch.cuda.device_count()  # from the driver, no context
+    if torch.cuda.is_initialized():
+        return [torch.cuda.get_device_name(i) for i in range(count)]
+    names = _nvidia_smi_names()
+    return names if names and len(names) == count else [f"CUDA device {i}" for i in range(count)]
+
+
+def _nvidia_smi_names() -> list[str] | None:
+    import shutil
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    # CUDA_VISIBLE_DEVICES may hold indices or UUIDs: ask nvidia-smi for exactly those
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    cmd = [exe, "--query-gpu=name", "--format=csv,noheader"] + ([f"--id={visible}"] if visible else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else None
 
 
 def _cpu_model() -> str:

@@ -182,6 +182,19 @@ def test_knn_search_equals_brute_force(backend, metric):
     np.testing.assert_array_equal(ids.numpy(), brute_neighbours(base, q, 7, metric))
 
 
+def test_knn_blocks_are_sized_from_a_memory_budget(monkeypatch):
+    from fastkd.metrics import knn
+    # a million base points and a 1 GiB budget: 134 queries a block (a fixed 4,096 was 16 GB)
+    assert knn.query_chunk(1_000_000, 1 << 30) == 134 and knn.query_chunk(10, 1 << 30) > 4096
+    assert knn.query_chunk(10**12, 1) == 1  # never zero
+    # a tiny budget (one query a block) gives the same neighbours as the brute force
+    monkeypatch.setattr(knn, "CPU_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(2)
+    base, q = rng.normal(size=(90, 5)).astype(np.float32), rng.normal(size=(13, 5)).astype(np.float32)
+    _, ids = knn_search(base, q, 4, backend="torch")
+    np.testing.assert_array_equal(ids.numpy(), brute_neighbours(base, q, 4, "cosine"))
+
+
 def test_knn_purity_and_accuracy_equal_loop_references():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 4, 240)
@@ -278,3 +291,20 @@ def test_run_analysis_gives_the_same_numbers_on_the_device(device):
     assert there["class_discrimination"]["features"]["paper"]["score"] == pytest.approx(ref.score, rel=1e-9)
     assert there["knn"] == pytest.approx(on_host["knn"]) and there["calibration"] == pytest.approx(on_host["calibration"])
     assert there["fidelity"] == pytest.approx(on_host["fidelity"])
+
+
+@pytest.mark.parametrize("variant", ["clean", "paper", "gdv"])
+def test_class_discrimination_reads_its_terms_to_the_host_at_once(variant, monkeypatch):
+    # one host transfer per term list, not one per class or class pair (K^2 / 2 device syncs on a GPU)
+    from helpers import HostSyncCounter
+    counts = {}
+    for k in (3, 12):
+        rng = np.random.default_rng(k)
+        y = np.repeat(np.arange(k), 6)
+        x = rng.normal(size=(len(y), 5)) + np.eye(5)[y % 5]
+        counter = HostSyncCounter(monkeypatch)
+        counter.active = True
+        class_discrimination(x, y, variant, predictions=y)
+        counts[k] = counter.count
+        monkeypatch.undo()
+    assert counts[12] == counts[3], counts

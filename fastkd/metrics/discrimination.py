@@ -122,10 +122,13 @@ def _clean_terms(x, y, classes, stats, block):
         sums.index_add_(0, slot[i:i + block], u)
         sq.index_add_(0, slot[i:i + block], (u * u).sum(1))
     n = torch.bincount(slot, minlength=k).double()
-    intra = [((sums[c] @ sums[c] - sq[c]) / (n[c] * (n[c] - 1))).item() for c in range(k) if n[c] > 1]
+    # every class and pair at once, read to the host in one transfer (one sync, not one per pair)
     gram = sums @ sums.T
-    inter = [(gram[a, b] / (n[a] * n[b])).item() for a in range(k) for b in range(a + 1, k)]
-    return intra, inter
+    several = n > 1
+    intra = ((gram.diagonal() - sq) / (n * (n - 1)))[several]
+    a, b = torch.triu_indices(k, k, offset=1, device=x.device)
+    inter = gram[a, b] / (n[a] * n[b])
+    return intra.tolist(), inter.tolist()
 
 
 def _paper_terms(u, members):
@@ -136,19 +139,25 @@ def _paper_terms(u, members):
         total = r.sum(0)
         pair_sum = (total @ total - (r * r).sum()) / 2  # sum over i < j
         self_pairs = (r[: n - 1] * r[: n - 1]).sum()  # j runs from i for i = 0 .. n-2
-        intra.append((2.0 / (n * (n - 1)) * (pair_sum + self_pairs)).item())
+        intra.append(2.0 / (n * (n - 1)) * (pair_sum + self_pairs))
     # suffix[k] = sum of rows k .. n-1 of a class (zero past the end)
     suffix = [torch.cat([r.flip(0).cumsum(0).flip(0), torch.zeros_like(r[:1])]) for r in rows]
     for a in range(len(rows)):
         for b in range(a + 1, len(rows)):
             na, nb = len(rows[a]), len(rows[b])
             m = min(na, nb - 1)  # i with some j > i inside class b
-            s = (rows[a][:m] * suffix[b][1:m + 1]).sum() if m > 0 else torch.zeros((), dtype=torch.float64)
-            inter.append((s / (na * nb)).item())
-    return intra, inter
+            s = (rows[a][:m] * suffix[b][1:m + 1]).sum() if m > 0 else torch.zeros((), dtype=torch.float64,
+                                                                                   device=u.device)
+            inter.append(s / (na * nb))
+    return _to_host(intra), _to_host(inter)
 
 
-def _block_distance_sum(a: torch.Tensor, b: torch.Tensor, block: int, same: bool) -> float:
+def _to_host(values: list) -> list[float]:
+    """0-d tensors as floats, in one transfer (one sync, not one per class or pair)."""
+    return torch.stack(values).tolist() if values else []
+
+
+def _block_distance_sum(a: torch.Tensor, b: torch.Tensor, block: int, same: bool) -> torch.Tensor:
     """Sum of Euclidean distances over pairs (i in a, j in b), or over i < j when ``same``."""
     total = torch.zeros((), dtype=torch.float64, device=a.device)
     for i in range(0, len(a), block):
@@ -158,7 +167,7 @@ def _block_distance_sum(a: torch.Tensor, b: torch.Tensor, block: int, same: bool
             if same and i == j:
                 dist = torch.triu(dist, diagonal=1)
             total += dist.sum()
-    return total.item()
+    return total
 
 
 def _gdv(z, y, classes, d, block):
@@ -172,5 +181,6 @@ def _gdv(z, y, classes, d, block):
     for a in range(len(groups)):
         for b in range(a + 1, len(groups)):
             inter.append(_block_distance_sum(groups[a], groups[b], block, same=False) / (len(groups[a]) * len(groups[b])))
+    intra, inter = _to_host(intra), _to_host(inter)
     term1, term2 = sum(intra) / len(intra), sum(inter) / len(inter)
     return CDResult((term1 - term2) / math.sqrt(d), term1, term2, "gdv")

@@ -16,6 +16,8 @@ from ._arrays import as_tensor, check_features
 
 METRICS = ("cosine", "l2")
 FAISS_GPU_MAX_K = 2048  # FAISS GPU indexes cannot return more neighbours per query
+CPU_CHUNK_BYTES = 256 << 20  # the brute force's similarity block on a CPU
+DEVICE_SHARE = 0.25  # ... and on a GPU: this share of the device's free memory
 
 
 def _faiss():
@@ -38,6 +40,19 @@ def _prepare(x: torch.Tensor, metric: str) -> torch.Tensor:
     if metric == "cosine":
         x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return x
+
+
+def query_chunk(n_base: int, budget_bytes: int) -> int:
+    """Queries per block of the brute force: a block holds a (chunk, n_base) float32 similarity
+    matrix and top-k's working copy of it within ``budget_bytes`` (a fixed 4,096 queries was 16 GB
+    a block at a million points)."""
+    return max(1, int(budget_bytes // (2 * 4 * max(n_base, 1))))
+
+
+def _memory_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(DEVICE_SHARE * torch.cuda.mem_get_info(device)[0])
+    return CPU_CHUNK_BYTES
 
 
 def _torch_search(base: torch.Tensor, queries: torch.Tensor, k: int, metric: str, chunk: int):
@@ -77,12 +92,13 @@ def _faiss_search(faiss, base: torch.Tensor, queries: torch.Tensor, k: int, metr
 
 
 def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = "auto", index: str = "flat",
-               nlist: int | None = None, nprobe: int | None = None, chunk: int = 4096):
+               nlist: int | None = None, nprobe: int | None = None, chunk: int | None = None):
     """Indices (Q, k) of each query's k nearest base rows, nearest first, and their scores.
 
     backend: "auto" (faiss if importable, else torch; for CUDA data, faiss only when it has GPU
     support, else the torch brute force on the GPU), "faiss" or "torch". On a GPU with a k beyond
-    FAISS's GPU limit the torch path (exact, chunked) is used.
+    FAISS's GPU limit the torch path (exact, chunked) is used. ``chunk``: queries per block of the
+    torch path (default: sized from the device's memory, see :func:`query_chunk`).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -103,6 +119,7 @@ def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = 
         return _faiss_search(faiss, base_p, q_p, k, metric, index, nlist, nprobe)
     if index == "ivf":
         raise ValueError("index='ivf' needs faiss; install it or use index='flat'")
+    chunk = chunk or query_chunk(len(base_p), _memory_budget(base_p.device))
     s, i = _torch_search(base_p, q_p, k, metric, chunk)
     return s.cpu(), i.cpu()
 
