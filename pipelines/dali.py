@@ -134,8 +134,11 @@ class DaliPipeline(ShardedPipeline):
         if self.gpu:
             device_id = self.device.index if self.device.index is not None else torch.cuda.current_device()
 
+        # exec_dynamic: the executor whose run(stream) hands outputs over on torch's stream (DALI >= 1.44;
+        # the default only from 1.51, so it is asked for by name)
         @dali.pipeline_def(batch_size=bs, num_threads=self.num_threads, device_id=device_id,
-                           seed=derive_seed(self.seed, "dali", epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2)
+                           seed=derive_seed(self.seed, "dali", epoch, self.rank) % (2 ** 31), prefetch_queue_depth=2,
+                           exec_dynamic=True)
         def graph():
             if self.files is not None:
                 files = [self.files[i] for i in order]

@@ -87,6 +87,14 @@ def test_in_memory_arrays_through_external_source(device):
         assert torch.equal(a.index, b.index) and torch.equal(a.labels, b.labels)
 
 
+def test_graphs_run_on_the_dynamic_executor():
+    # run(stream) hands GPU outputs over on torch's stream only with the dynamic executor, which
+    # DALI before 1.51 does not choose by default
+    data = load_splits(DataConfig(name="sample", limit_test=20))["test"]
+    graph = _dali(data, batch_size=8)._graph(np.arange(len(data.labels)), epoch=0)
+    assert graph.exec_dynamic is True
+
+
 def test_crop_flip_outputs_are_zero_padded_crops(jpeg_tree, device):
     from test_augment import _find_crop
     lazy, full = _lists(jpeg_tree)
