@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from fastkd import config as C
 from fastkd import engine, teacher_cache
+from helpers import needs_cuda
 
 BASE = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "train.batch_size=32", "train.lr=0.05",
         "train.schedule=cosine", "data.eval_batch_size=100"]
@@ -137,3 +138,12 @@ def test_the_lookup_keeps_the_stored_dtype_and_sizes_its_home_from_free_memory()
     assert t.dtype == torch.float16 and torch.equal(t, torch.from_numpy(half))
     # the device keeps tables up to a quarter of its free memory (a fixed 2 GiB before)
     assert teacher_cache.fits_on_device(10 << 30, 80 << 30) and not teacher_cache.fits_on_device(30 << 30, 80 << 30)
+
+
+@needs_cuda
+def test_a_table_that_fits_is_gathered_on_the_device():
+    table = np.random.default_rng(0).normal(size=(50, 10)).astype(np.float16)
+    t = teacher_cache.as_lookup(table, torch.device("cuda"))
+    assert t.device.type == "cuda" and t.dtype == torch.float16
+    index = torch.tensor([3, 0, 49], device="cuda")
+    assert torch.equal(t[index].cpu(), torch.from_numpy(table[[3, 0, 49]]))
