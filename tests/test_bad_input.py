@@ -33,13 +33,75 @@ def test_dangling_link_and_link_loop_are_corrupt_files(tmp_path):
     loop_a, loop_b = tmp_path / "train" / "bee" / "a.png", tmp_path / "train" / "bee" / "b.png"
     loop_a.symlink_to(loop_b)
     loop_b.symlink_to(loop_a)
-    (tmp_path / "train" / "cat" / "sub").symlink_to(tmp_path / "train" / "cat")  # a directory loop
     with pytest.raises(DataError) as e:
         load_splits(DataConfig(name="imagefolder", path=str(tmp_path)))
     assert "unfetched.png" in str(e.value) and "3 unreadable" in str(e.value)
+    # a directory loop is refused by name before any decoding (it was cut silently)
+    (tmp_path / "train" / "cat" / "sub").symlink_to(tmp_path / "train" / "cat")
+    with pytest.raises(DataError, match=r"cat/sub: links to .*cat, a folder it is inside \(a loop\)"):
+        load_splits(DataConfig(name="imagefolder", path=str(tmp_path)))
     parts = load_splits(DataConfig(name="imagefolder", path=str(tmp_path), on_corrupt="skip"))
     assert len(parts["train"]) == 18 and sorted(os.path.basename(s) for s in parts["train"].skipped) == \
-        ["a.png", "b.png", "unfetched.png"]
+        ["a.png", "b.png", "sub", "unfetched.png"]
+
+
+@pytest.fixture
+def deadline():
+    """Fail a test that would hang (a walk that never ends) instead of waiting forever."""
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("still walking after 60 s")
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("reads", ["arrays", "files"])
+def test_a_link_out_of_its_class_folder_is_refused_not_relabelled(tmp_path, reads, deadline):
+    # train/ant/up -> .. pulled every other class's images in as 'ant' (18 training images became 30)
+    make_tree(tmp_path)
+    (tmp_path / "train" / "ant" / "up").symlink_to("..")
+    cfg = dict(name="imagefolder", path=str(tmp_path))
+    with pytest.raises(DataError, match=r"train/ant/up: leads to .*train, outside .*train/ant; remove or fix"):
+        load_splits(DataConfig(**cfg), reads=reads)
+    parts = load_splits(DataConfig(**cfg, on_corrupt="skip"), reads=reads)
+    assert len(parts["train"]) == 18 and [os.path.basename(p) for p in parts["train"].skipped] == ["up"]
+    assert np.bincount(parts["train"].labels).tolist() == [6, 6, 6]
+    # a link to a sibling class folder, and a file link to another class's image
+    (tmp_path / "train" / "ant" / "up").unlink()
+    (tmp_path / "train" / "ant" / "bees").symlink_to(tmp_path / "train" / "bee")
+    with pytest.raises(DataError, match=r"train/ant/bees: leads to .*train/bee, outside .*train/ant"):
+        load_splits(DataConfig(**cfg), reads=reads)
+    (tmp_path / "train" / "ant" / "bees").unlink()
+    (tmp_path / "train" / "ant" / "x.png").symlink_to(tmp_path / "train" / "bee" / "000.png")
+    with pytest.raises(DataError, match=r"ant/x.png: links to .*bee/000.png, an image of another class folder"):
+        load_splits(DataConfig(**cfg), reads=reads)
+
+
+def test_link_loops_and_non_data_folders_end_in_one_line_not_a_walk(tmp_path, deadline):
+    from fastkd.data.fingerprint import data_fingerprint
+    make_tree(tmp_path / "d")
+    (tmp_path / "d" / "train" / "ant" / "up").symlink_to("..")
+    (tmp_path / "d" / "train" / "bee" / "up").symlink_to("../..")  # two loops: the walk never ended
+    with pytest.raises(DataError, match=r"up: links to .*, a folder it is inside \(a loop\)"):
+        data_fingerprint(DataConfig(name="imagefolder", path=str(tmp_path / "d")))
+    skip = DataConfig(name="imagefolder", path=str(tmp_path / "d"), on_corrupt="skip")
+    assert data_fingerprint(skip) == data_fingerprint(skip)
+    # a folder that is no data set (here holding that looping tree) is named by its layout at once
+    for path in (tmp_path, "/proc/self"):
+        with pytest.raises(DataError, match="needs train/ and test/"):
+            data_fingerprint(DataConfig(name="imagefolder", path=str(path)))
+
+
+def test_a_walk_is_bounded(tmp_path, monkeypatch):
+    from fastkd.data import walk
+    make_tree(tmp_path)
+    monkeypatch.setattr(walk, "MAX_ENTRIES", 5)
+    with pytest.raises(DataError, match="more than 5 files and folders below it"):
+        list(walk.walk_files(tmp_path, limit=walk.MAX_ENTRIES))
 
 
 def test_a_class_folder_linking_into_its_own_split_is_refused(tmp_path):

@@ -20,6 +20,7 @@ import tarfile
 from pathlib import Path
 
 from .arrays import DataError
+from .walk import TreeProblem, refuse, walk_files
 
 _MEMO: dict = {}
 
@@ -73,20 +74,25 @@ def _cifar(name: str, source: Path) -> str:
                           for m in wanted if (source / m).is_file()))
 
 
-def _tree_listing(split_dir: Path) -> list:
+def _tree_listing(split_dir: Path, skip_links: bool) -> list:
+    """Every file below the split with its size. A link loop or a folder reached twice is refused
+    by name (fastkd.data.walk), or, with data.on_corrupt=skip, listed as left out."""
     out = []
-    for dirpath, _, files in os.walk(split_dir, followlinks=True):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            try:
-                size = os.stat(p).st_size
-            except OSError:
-                size = -1  # dangling link: a change if it is ever fetched
-            out.append((os.path.relpath(p, split_dir).replace(os.sep, "/"), size))
+
+    def left_out(problem: TreeProblem) -> None:
+        if not skip_links:
+            refuse(problem)
+        out.append((os.path.relpath(problem.path, split_dir).replace(os.sep, "/"), "left out"))
+    for p, _ in walk_files(split_dir, on_problem=left_out):
+        try:
+            size = os.stat(p).st_size
+        except OSError:
+            size = -1  # dangling link: a change if it is ever fetched
+        out.append((os.path.relpath(p, split_dir).replace(os.sep, "/"), size))
     return sorted(out)
 
 
-def _imagefolder(root: Path) -> str:
+def _imagefolder(root: Path, skip_links: bool) -> str:
     if root.is_file():
         def compute():
             try:
@@ -95,8 +101,10 @@ def _imagefolder(root: Path) -> str:
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise DataError(f"{root}: truncated or damaged tar archive ({exc}); download or copy it again") from exc
         return _memo("tar", root, compute)
+    from .imagefolder import require_layout
+    require_layout(root)  # before any walk: a folder that is no data set is named, not walked
     splits = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return _digest([(s, _tree_listing(root / s)) for s in splits])
+    return _digest([(s, _tree_listing(root / s, skip_links)) for s in splits])
 
 
 def _beton(root: Path) -> str:
@@ -127,4 +135,4 @@ def data_fingerprint(cfg, reads: str = "arrays") -> str:
     from .imagefolder import check_root
     root = Path(cfg.path).expanduser()
     check_root(root)
-    return "imagefolder:" + _imagefolder(root)
+    return "imagefolder:" + _imagefolder(root, cfg.on_corrupt == "skip")

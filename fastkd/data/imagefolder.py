@@ -10,28 +10,31 @@ import numpy as np
 
 from .arrays import DataError
 from .decode import IMAGE_EXTENSIONS, decode_all
+from .walk import TreeProblem, link_target_problem, refuse, walk_files
 
 
 def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _image_files(class_dir: Path) -> list[str]:
-    """Image files below ``class_dir``, following directory links once each (a link loop is cut).
+def _image_files(class_dir: Path, split_dir: Path, on_problem) -> list[str]:
+    """Image files below ``class_dir``, following folder links that stay inside it (fastkd.data.walk).
 
-    Dangling links and file-link loops are listed too: they fail to decode and are then named,
-    or skipped and counted with data.on_corrupt=skip, like any unreadable file (git-annex and
-    DVC trees hold links to files not fetched yet).
+    A link that leaves the class folder (``up -> ..`` would pull every other class in under this
+    label), loops, or repeats files already listed is handed to ``on_problem``. Dangling links are
+    listed: they fail to decode and are then named, or skipped and counted with
+    data.on_corrupt=skip, like any unreadable file (git-annex and DVC trees hold links to files
+    not fetched yet, outside the tree).
     """
-    out, seen = [], set()
-    for dirpath, dirnames, files in os.walk(class_dir, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
+    out = []
+    for path, is_link in walk_files(class_dir, within=class_dir, on_problem=on_problem):
+        if not is_image(path):
             continue
-        seen.add(real)
-        dirnames.sort()
-        out += [os.path.join(dirpath, f) for f in files if is_image(f)]
+        why = link_target_problem(path, class_dir, split_dir) if is_link else None
+        if why:
+            on_problem(TreeProblem(path, why))
+            continue
+        out.append(path)
     return sorted(out)
 
 
@@ -45,8 +48,10 @@ def _check_class_link(d: Path, split_dir: Path) -> None:
                         "it would repeat those images as an extra class. Remove the link")
 
 
-def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
-    """Files, labels and class names of one split directory, sorted for a stable order."""
+def scan_tree(split_dir: Path, classes: list[str] | None = None, on_corrupt: str = "error"
+              ) -> tuple[list[str], list[int], list[str], list[str]]:
+    """Files, labels and class names of one split directory, sorted for a stable order, and the
+    links left out (with ``on_corrupt="skip"``; otherwise the first one is refused by name)."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: not a directory; an ImageFolder tree needs {split_dir.parent}/<split>/<class>/<image>")
     found = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -61,17 +66,18 @@ def scan_tree(split_dir: Path, classes: list[str] | None = None) -> tuple[list[s
     extra = sorted(set(found) - set(classes))
     if extra:
         raise DataError(f"{split_dir}: classes {extra} are not among the training classes {classes}")
-    files, labels = [], []
+    files, labels, left_out = [], [], []
+    on_problem = refuse if on_corrupt != "skip" else (lambda problem: left_out.append(problem.path))
     for label, name in enumerate(classes):
         d = split_dir / name
         if not d.is_dir():
             continue  # a class may be absent from a small test split
-        images = _image_files(d)
+        images = _image_files(d, split_dir, on_problem)
         if not images:
             raise DataError(f"{d}: class {name!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
         files += images
         labels += [label] * len(images)
-    return files, labels, classes
+    return files, labels, classes, left_out
 
 
 def check_root(root: Path) -> None:
@@ -136,11 +142,25 @@ def read_split(source: Path, split: str, *, classes=None, image_size=None, on_co
         files = [f"{source}!{f}" for f in files]
         images, kept, skipped = decode_all(files, blobs, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
     else:
-        files, labels, classes = scan_tree(source / split, classes)
+        files, labels, classes, left_out = scan_tree(source / split, classes, on_corrupt)
         images, kept, skipped = decode_all(files, files, image_size=image_size, on_corrupt=on_corrupt,
                                            progress=progress)
+        skipped = left_out + skipped
     labels = np.asarray(labels, dtype=np.int64)[kept]
     return images, labels, classes, [files[i] for i in kept], skipped
+
+
+TEST_SPLITS = ("test", "val", "validation")
+
+
+def require_layout(root: Path) -> str:
+    """The name of the test split of an ImageFolder root (folder or archive), or a DataError
+    saying what the layout must be."""
+    test_name = find_split(root, TEST_SPLITS)
+    if find_split(root, ("train",)) is None or test_name is None:
+        raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
+                        "each holding one directory per class")
+    return test_name
 
 
 def find_split(root: Path, candidates: tuple[str, ...]) -> str | None:

@@ -68,10 +68,7 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
                         for s in meta["splits"]} | {"classes": meta["classes"]}
         except Exception:
             pass  # a damaged cache entry is rebuilt below
-    test_name = imagefolder.find_split(root, ("test", "val", "validation"))
-    if imagefolder.find_split(root, ("train",)) is None or test_name is None:
-        raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
-                        "each holding one directory per class")
+    test_name = imagefolder.require_layout(root)
     from tqdm.auto import tqdm
     total = imagefolder.dataset_size_hint(root) or None
     _check_decoded_size(root, total, cfg)
@@ -123,15 +120,12 @@ def _limit(data: ImageArrays, n: int | None, seed: int) -> ImageArrays:
 
 def _list_folder(root: Path, cfg) -> dict:
     """File lists and labels of an ImageFolder tree, without decoding (for the DALI backend)."""
-    test_name = imagefolder.find_split(root, ("test", "val", "validation"))
-    if root.is_file() or imagefolder.find_split(root, ("train",)) is None or test_name is None:
-        raise DataError(f"{root}: an ImageFolder data set needs train/ and test/ (or val/) sub-directories, "
-                        "each holding one directory per class")
-    train_files, train_labels, classes = imagefolder.scan_tree(root / "train")
-    test_files, test_labels, _ = imagefolder.scan_tree(root / test_name, classes)
+    test_name = imagefolder.require_layout(root)
+    train_files, train_labels, classes, train_out = imagefolder.scan_tree(root / "train", on_corrupt=cfg.on_corrupt)
+    test_files, test_labels, _, test_out = imagefolder.scan_tree(root / test_name, classes, cfg.on_corrupt)
     empty = lambda n: np.zeros((n, 0, 0, 3), dtype=np.uint8)  # noqa: E731
-    return {"train": (empty(len(train_files)), np.asarray(train_labels), train_files, []),
-            "test": (empty(len(test_files)), np.asarray(test_labels), test_files, []), "classes": classes}
+    return {"train": (empty(len(train_files)), np.asarray(train_labels), train_files, train_out),
+            "test": (empty(len(test_files)), np.asarray(test_labels), test_files, test_out), "classes": classes}
 
 
 def file_channel_stats(files: list[str], limit: int = 2000, seed: int = 0):
