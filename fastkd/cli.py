@@ -305,6 +305,16 @@ def _show_library_messages() -> None:
     logger.setLevel(logging.INFO)
 
 
+def _close_process_group() -> None:
+    """Under `accelerate launch`, leave together and close the process group: a gloo group left to
+    the interpreter's exit can abort a rank still tearing down ("terminate called without an
+    active exception") after the work succeeded."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options: `fastkd bench --data X` works as is
@@ -313,7 +323,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _show_library_messages()
     try:
-        return args.func(args)
+        status = args.func(args)
+        _close_process_group()
+        return status
     except FastkdError as exc:
         print("fastkd: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return EXIT_ERROR

@@ -199,7 +199,9 @@ class Trainer:
         cfg, acc = self.cfg, self.acc
         run = Path(cfg.distill.teacher)
         key = teacher_cache.cache_key(cfg, run, self.identity["data"], self.data_sizes["train"])
-        table = teacher_cache.load(run, key, self.num_classes)
+        table, why_not = teacher_cache.load(run, key, self.num_classes)
+        if why_not and self.main:
+            self.rd.log(f"teacher cache: rebuilt, the file there was not used: {why_not}")
         if table is None:
             # every process reads the table, so every process gathers it; features are not needed
             out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True, features=False).outputs

@@ -25,7 +25,7 @@ from .data.fingerprint import sha256_file
 from .errors import ConfigError, FastkdError
 from .identity import digest
 
-FORMAT = 1
+FORMAT = 2  # 2: the key file also records the table's SHA-256, checked on every read
 HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)
 DEVICE_SHARE = 0.25  # a table taking at most this share of the device's free memory is kept there
 
@@ -68,22 +68,36 @@ def _paths(teacher_run: Path, key: dict) -> tuple[Path, Path]:
     return folder / f"train-{name}.npy", folder / f"train-{name}.json"
 
 
-def load(teacher_run: Path, key: dict, num_classes: int) -> np.ndarray | None:
-    """The cached logits (rows in data-set order) if a file with exactly this key exists."""
+def load(teacher_run: Path, key: dict, num_classes: int) -> tuple[np.ndarray | None, str | None]:
+    """(the cached logits, rows in data-set order, or None; why a file there was not used).
+
+    A table is used only when its key file records exactly this key and the table's bytes still
+    have the digest recorded with it: a table swapped in from another teacher, reordered or
+    damaged on disk is rebuilt, never trained on."""
     table, meta = _paths(teacher_run, key)
+    if not meta.is_file() and not table.is_file():
+        return None, None
     try:
-        if json.loads(meta.read_text()) != key:
-            return None
-        arr = np.load(table, mmap_mode="r", allow_pickle=False)
+        recorded = json.loads(meta.read_text())
     except (OSError, ValueError):
-        return None
-    return arr if arr.shape == (key["rows"], num_classes) else None
+        return None, f"{meta} is unreadable"
+    if not isinstance(recorded, dict) or recorded.get("key") != key:
+        return None, f"{meta} records another key"
+    try:
+        if sha256_file(table) != recorded.get("table_sha256"):
+            return None, f"{table} does not match the digest recorded with it (changed on disk)"
+        arr = np.load(table, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return None, f"{table} is unreadable ({exc})"
+    if arr.shape != (key["rows"], num_classes):
+        return None, f"{table} holds {arr.shape}, not ({key['rows']}, {num_classes})"
+    return arr, None
 
 
 def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = False) -> None:
-    """Write the table (float16 when large) and its key beside it; a failure costs only a rebuild
-    next time, never the run. ``locked``: the caller holds the teacher folder's lock (the teacher
-    run itself, leaving the outputs it computed at its end)."""
+    """Write the table (float16 when large) and its key and digest beside it; a failure costs
+    only a rebuild next time, never the run. ``locked``: the caller holds the teacher folder's lock
+    (the teacher run itself, leaving the outputs it computed at its end)."""
     from .lock import FolderLock
     table, meta = _paths(teacher_run, key)
     dtype = stored_dtype(logits)
@@ -93,7 +107,8 @@ def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = Fal
         with lock:
             table.parent.mkdir(exist_ok=True)
             write_atomic(table, lambda f: np.save(f, logits.astype(dtype, copy=False)), what="teacher cache")
-            write_atomic(meta, json.dumps(key, sort_keys=True), what="teacher cache key")
+            record = {"key": key, "table_sha256": sha256_file(table)}
+            write_atomic(meta, json.dumps(record, sort_keys=True), what="teacher cache key")
     except (FastkdError, OSError):  # the folder in use (its lock refused) or the write failed
         pass
 

@@ -52,3 +52,4 @@ if acc.is_main_process:
         "params_equal": bool(torch.equal(params[0], params[1])), "teacher": teacher_metrics, "student": student_metrics,
         "per_process_batches": len(pipe)}))
 acc.wait_for_everyone()
+torch.distributed.destroy_process_group()  # closed here, not left to the interpreter's exit

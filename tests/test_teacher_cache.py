@@ -71,11 +71,11 @@ def test_other_data_or_a_retrained_teacher_or_a_damaged_key_get_their_own_table(
     _student(t2, tmp_path / "c")
     assert len(list((t2 / "teacher_cache").glob("train-*.npy"))) == 1  # its own, in its own folder
     meta = next((t2 / "teacher_cache").glob("train-*.json"))
-    key = json.loads(meta.read_text())
-    meta.write_text(json.dumps(key | {"teacher_weights": "someone else's"}))
+    record = json.loads(meta.read_text())
+    meta.write_text(json.dumps(record | {"key": record["key"] | {"teacher_weights": "someone else's"}}))
     _student(t2, tmp_path / "d")
     assert "teacher cache: computed 320 rows" in (tmp_path / "d" / "train.log").read_text()
-    assert json.loads(meta.read_text()) == key  # rebuilt under the right key
+    assert json.loads(meta.read_text()) == record  # rebuilt under the right key
 
 
 def test_cache_on_with_a_random_student_view_is_refused(teacher):
@@ -95,11 +95,12 @@ def test_a_teacher_that_saves_its_train_outputs_leaves_the_cache_its_students_re
     assert (tmp_path / "s" / "train_outputs.npz").is_file() and not (tmp_path / "s" / "teacher_cache").exists()
     # the student's own pass, as a reference: with the key damaged the student computes the table again
     meta = next((t / "teacher_cache").glob("train-*.json"))
-    key = json.loads(meta.read_text())
-    meta.write_text(json.dumps(key | {"teacher_weights": "someone else's"}))
+    record = json.loads(meta.read_text())
+    meta.write_text(json.dumps(record | {"key": record["key"] | {"teacher_weights": "someone else's"}}))
     _student(t, tmp_path / "s2")
-    assert "teacher cache: computed 320 rows" in (tmp_path / "s2" / "train.log").read_text()
-    assert json.loads(meta.read_text()) == key  # the student's key is the one the teacher wrote
+    log = (tmp_path / "s2" / "train.log").read_text()
+    assert "not used: " in log and "records another key" in log and "teacher cache: computed 320 rows" in log
+    assert json.loads(meta.read_text())["key"] == record["key"]  # the student's key is the one the teacher wrote
     np.testing.assert_allclose(np.load(files[0]), written, rtol=1e-5, atol=1e-5)
 
 
@@ -109,11 +110,11 @@ def test_a_teacher_folder_in_use_gets_no_table_until_it_is_free(tmp_path):
     key, logits = {"rows": 4, "teacher_weights": "w"}, np.arange(40, dtype=np.float32).reshape(4, 10)
     with FolderLock(tmp_path):  # another holder (a run retraining the teacher): the write is skipped, no error
         teacher_cache.save(tmp_path, key, logits)
-        assert teacher_cache.load(tmp_path, key, 10) is None
+        assert teacher_cache.load(tmp_path, key, 10) == (None, None)
         teacher_cache.save(tmp_path, key, logits, locked=True)  # the holder itself writes
-        np.testing.assert_array_equal(teacher_cache.load(tmp_path, key, 10), logits)
+        np.testing.assert_array_equal(teacher_cache.load(tmp_path, key, 10)[0], logits)
     teacher_cache.save(tmp_path, key | {"teacher_weights": "v"}, logits)  # free again: written under the lock
-    np.testing.assert_array_equal(teacher_cache.load(tmp_path, key | {"teacher_weights": "v"}, 10), logits)
+    np.testing.assert_array_equal(teacher_cache.load(tmp_path, key | {"teacher_weights": "v"}, 10)[0], logits)
     FolderLock(tmp_path).acquire().release()  # the lock was let go (acquiring raises RunLockedError otherwise)
 
 
@@ -147,3 +148,27 @@ def test_a_table_that_fits_is_gathered_on_the_device():
     assert t.device.type == "cuda" and t.dtype == torch.float16
     index = torch.tensor([3, 0, 49], device="cuda")
     assert torch.equal(t[index].cpu(), torch.from_numpy(table[[3, 0, 49]]))
+
+
+@pytest.mark.parametrize("tamper", ["another teacher's table", "columns reversed", "two bytes flipped"])
+def test_a_table_changed_on_disk_is_rebuilt_never_trained_on(tmp_path, tamper):
+    teacher = tmp_path / "t"  # its own: one table in its cache
+    engine.train(_cfg("model=resnet8", "train.epochs=1", "train.max_steps_per_epoch=3"), teacher, progress=False)
+    first = _student(teacher, tmp_path / "s1", "distill.cache_teacher=on", "device=cpu")
+    table = next((teacher / "teacher_cache").glob("train-*.npy"))
+    good = np.load(table)
+    if tamper == "another teacher's table":
+        np.save(table, np.random.default_rng(0).normal(size=good.shape).astype(good.dtype))
+    elif tamper == "columns reversed":
+        np.save(table, np.ascontiguousarray(good[:, ::-1]))
+    else:
+        raw = bytearray(table.read_bytes())
+        raw[-7] ^= 0x40
+        raw[-3] ^= 0x10
+        table.write_bytes(bytes(raw))
+    again = _student(teacher, tmp_path / "s2", "distill.cache_teacher=on", "device=cpu")
+    assert "rebuilt, the file there was not used: " in (log := (tmp_path / "s2" / "train.log").read_text())
+    assert "does not match the digest recorded with it (changed on disk)" in log
+    np.testing.assert_array_equal(np.load(table), good)  # rebuilt to the teacher's own outputs
+    a, b = load_file(str(tmp_path / "s1" / "model.safetensors")), load_file(str(tmp_path / "s2" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a) and again["test_accuracy"] == first["test_accuracy"]
