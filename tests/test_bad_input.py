@@ -104,6 +104,30 @@ def test_a_walk_is_bounded(tmp_path, monkeypatch):
         list(walk.walk_files(tmp_path, limit=walk.MAX_ENTRIES))
 
 
+@pytest.mark.parametrize("tamper", ["another tree's cache copied over", "pixels changed"])
+def test_a_decoded_image_cache_changed_on_disk_is_decoded_again(tmp_path, tamper, caplog):
+    a = make_tree(tmp_path / "a")
+    make_tree(tmp_path / "b", classes=("dog", "eel", "fox"))
+    cache = tmp_path / "cache"
+    cfg_a = DataConfig(name="imagefolder", path=str(tmp_path / "a"), cache_dir=str(cache))
+    first = load_splits(cfg_a)
+    [file_a] = list(cache.glob("imagefolder-*.npz"))
+    if tamper == "another tree's cache copied over":
+        load_splits(DataConfig(name="imagefolder", path=str(tmp_path / "b"), cache_dir=str(cache)))
+        [file_b] = [f for f in cache.glob("imagefolder-*.npz") if f != file_a]
+        file_a.write_bytes(file_b.read_bytes())
+    else:  # a cache entry rewritten with the same layout and other pixels
+        with np.load(file_a) as z:
+            parts = {k: z[k] for k in z.files}
+        parts["train_images"] = 255 - parts["train_images"]
+        np.savez(file_a, **parts)
+    again = load_splits(cfg_a)
+    assert again["train"].classes == ["ant", "bee", "cat"]
+    assert np.array_equal(again["train"].images, first["train"].images)
+    assert np.array_equal(again["train"].images[0], a[again["train"].files[0]])
+    assert "not used" in caplog.text and "decoding again" in caplog.text
+
+
 def test_a_class_folder_linking_into_its_own_split_is_refused(tmp_path):
     make_tree(tmp_path)
     (tmp_path / "train" / "zzz").symlink_to(tmp_path / "train" / "ant")

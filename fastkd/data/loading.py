@@ -61,13 +61,9 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     key = _folder_cache_key(root, cfg)
     cached = cache / f"imagefolder-{key}.npz"
     if cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                return {s: (z[f"{s}_images"], z[f"{s}_labels"], meta["files"][s], meta["skipped"][s])
-                        for s in meta["splits"]} | {"classes": meta["classes"]}
-        except Exception:
-            pass  # a damaged cache entry is rebuilt below
+        hit = _read_cached_decode(cached, key)
+        if hit is not None:
+            return hit
     test_name = imagefolder.require_layout(root)
     from tqdm.auto import tqdm
     total = imagefolder.dataset_size_hint(root) or None
@@ -82,14 +78,47 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     try:
         cache.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(cache, only_dead=True)  # a shared folder: only files of dead writers
-        meta = {"splits": ["train", "test"], "classes": classes,
-                "files": {s: out[s][2] for s in ("train", "test")}, "skipped": {s: out[s][3] for s in ("train", "test")}}
         arrays = {f"{s}_images": out[s][0] for s in ("train", "test")} | {f"{s}_labels": out[s][1] for s in ("train", "test")}
+        meta = {"key": key, "digest": _arrays_digest(arrays), "splits": ["train", "test"], "classes": classes,
+                "files": {s: out[s][2] for s in ("train", "test")}, "skipped": {s: out[s][3] for s in ("train", "test")}}
         write_atomic(cached, lambda f: np.savez(f, meta=json.dumps(meta), **arrays), error=DataError,
                      what="decoded-image cache")
     except (OSError, DataError):
         pass  # a read-only or full cache only costs a re-decode next time
     return out
+
+
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the named arrays' names, shapes, dtypes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.shape}:{a.dtype}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _read_cached_decode(cached: Path, key: str) -> dict | None:
+    """The decoded tree from its cache file, when the file records this tree's key and its arrays
+    still have the digest recorded with them: another tree's cache copied over this one, or a
+    damaged file, is decoded again (and said so), never used."""
+    import logging
+    try:
+        with np.load(cached, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {name: z[name] for name in z.files if name != "meta"}
+    except Exception as exc:  # noqa: BLE001 -- a damaged cache entry of any kind is rebuilt
+        problem = f"unreadable ({type(exc).__name__})"
+    else:
+        if meta.get("key") != key:
+            problem = "it records another tree"
+        elif meta.get("digest") != _arrays_digest(arrays):
+            problem = "its images do not match the digest recorded with them"
+        else:
+            return {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"], meta["files"][s], meta["skipped"][s])
+                    for s in meta["splits"]} | {"classes": meta["classes"]}
+    logging.getLogger("fastkd").warning(f"decoded-image cache {cached} not used ({problem}): decoding again")
+    return None
 
 
 def _check_decoded_size(root: Path, count: int | None, cfg) -> None:
