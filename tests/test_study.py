@@ -119,6 +119,23 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
     assert not (tmp_path / "ledger").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("names", [("a b", "a-b"), ("日本 kd", "中文 kd"), ("kd/t4", "kd:t4")])
+def test_grid_names_that_become_one_run_id_are_refused_naming_both(names):
+    # two distillation settings with one run id were one cell: the other was never run nor reported
+    first, second = names
+    with pytest.raises(ConfigError, match=f"distill: {first!r} and {second!r} both become"):
+        load_study(extra=TINY | {"distill": {first: {}, second: {"distill.temperature": 2}}})
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_a_setting_name_with_no_letters_is_refused_by_its_name(name):
+    with pytest.raises(ConfigError, match=f"distill: the setting name {name!r}"):
+        load_study(extra=TINY | {"distill": {name: {}}})
+    for nothing in ("---", "日本"):
+        with pytest.raises(ConfigError, match=f"distill: the name {nothing!r} keeps nothing to name its runs by"):
+            load_study(extra=TINY | {"distill": {nothing: {}}})
+
+
 def test_fewer_teacher_seeds_than_student_seeds_share_teachers(tmp_path):
     from fastkd.study.spec import plan
     runs = plan(_study(seeds=3, teacher_seeds=2, first_seed=5), tmp_path)

@@ -73,8 +73,36 @@ def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | 
         layers.append(load_yaml(path.read_text(), f"study preset {preset}") or {})
     layers += [read_yaml(f) for f in files] + ([extra] if extra else []) + [parse_override(o) for o in overrides]
     for layer in layers:
+        _check_setting_names(layer)
         merge_into(sc, layer)
     return validate(sc)
+
+
+def _check_setting_names(layer: dict) -> None:
+    """A distillation setting's name is one key: a dot in it would be read as a path (``..`` became
+    three empty names, then "unknown config key ''")."""
+    settings = layer.get("distill") if isinstance(layer, dict) else None
+    for name, value in (settings.items() if isinstance(settings, dict) else ()):
+        if isinstance(value, dict) and "." in str(name):
+            raise ConfigError(f"distill: the setting name {name!r} contains '.', which separates keys; name it with "
+                              "letters, digits, '_' or '-' (e.g. kd_t4)")
+
+
+def _check_run_names(sc: StudyConfig) -> None:
+    """Every name that becomes part of a run id must leave something after sanitising, and no two
+    may become the same: two cells with one run id would be one run (the other never run)."""
+    for key, names in (("distill", list(sc.distill)), ("teachers", sc.teachers), ("students", sc.students),
+                       ("augments", sc.augments)):
+        seen: dict[str, str] = {}
+        for name in names:
+            slug = _slug(str(name))
+            if not slug.strip(".-"):
+                raise ConfigError(f"{key}: the name {name!r} keeps nothing to name its runs by once made a run id "
+                                  "(ASCII letters, digits and _ . + -); rename it, e.g. kd_t4")
+            if slug in seen:
+                raise ConfigError(f"{key}: {seen[slug]!r} and {name!r} both become {slug!r} in run ids (run folders "
+                                  "and ledger records); rename one")
+            seen[slug] = name
 
 
 def validate(sc: StudyConfig) -> StudyConfig:
@@ -93,6 +121,7 @@ def validate(sc: StudyConfig) -> StudyConfig:
         raise ConfigError(f"reference_augment: {sc.reference_augment!r} is not among augments {sc.augments}")
     if not sc.teachers or not sc.augments:
         raise ConfigError("teachers and augments must each name at least one entry")
+    _check_run_names(sc)
     for key, table, known in (("per_augment", sc.per_augment, sc.augments),
                               ("students_per_augment", sc.students_per_augment, sc.augments + ["scratch"]),
                               ("per_student", sc.per_student, sc.students)):
