@@ -51,7 +51,7 @@ def cmd_train(args, kind="teacher") -> int:
     layer = teacher_data_layer(str(teacher)) if teacher else None
     cfg = _resolve(args, extra, inherit=layer)
     if layer:
-        for line in data_differences(cfg, layer):
+        for line in data_differences(cfg, layer, str(teacher)):
             print(f"warning: the student's data differs from its teacher's ({line}); the class lists must still "
                   "match", file=sys.stderr)
     metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)

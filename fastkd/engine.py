@@ -110,17 +110,37 @@ def teacher_data_layer(run_path: str) -> dict:
     return {"data": layer}
 
 
-def data_differences(student: Config, teacher_layer: dict) -> list[str]:
-    """Where the student's resolved data source differs from its teacher's."""
+def data_differences(student: Config, teacher_layer: dict, teacher_run: str) -> list[str]:
+    """Where the student's resolved data source differs from its teacher's: for the data itself by
+    content (the fingerprint each run's identity holds), not by how its path is spelled."""
     out = []
     for k, tv in teacher_layer["data"].items():
         sv = getattr(student.data, k)
-        if k == "path" and sv and tv:
-            same = Path(sv).expanduser().resolve() == Path(tv).expanduser().resolve()
-        else:
-            same = sv == tv
-        if not same:
+        if k != "path" and sv != tv:
             out.append(f"data.{k}: teacher {tv!r}, student {sv!r}")
+    theirs = (RunDir(teacher_run).read_marker() or {}).get("identity_fields", {}).get("data")
+    ours = data_fingerprint(student.data, backend_reads(student.data.backend))
+    if theirs is not None and ours != theirs:
+        out.append(f"data content: the student's {student.data.name} at {student.data.path!r} is not the data its "
+                   f"teacher was trained on ({teacher_layer['data'].get('path')!r})")
+    return out
+
+
+# paths a run records as absolute: a relative one would be read against whatever folder a later
+# command (a student of this teacher, a resume) runs in
+RECORDED_PATHS = (("data", "path"), ("data", "cache_dir"), ("distill", "teacher"))
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose recorded paths are absolute (as spelled, links not resolved)."""
+    import copy
+    import os
+    out = copy.deepcopy(cfg)
+    for section, key in RECORDED_PATHS:
+        node = getattr(out, section)
+        value = getattr(node, key)
+        if value:
+            setattr(node, key, os.path.abspath(os.path.expanduser(str(value))))
     return out
 
 
@@ -141,6 +161,7 @@ class Trainer:
         if cfg.train.select in ("val_acc", "val_loss") and not cfg.data.val_split:
             raise TrainingError(f"train.select={cfg.train.select} needs a validation split: set data.val_split "
                                 "(e.g. 5000), or train.select=last")
+        cfg = with_absolute_paths(cfg)
         self.cfg, self.kind, self.progress = cfg, kind, progress
         require_backend(cfg.data.backend)  # the install hint now, not after loading the data
         self.rd = RunDir(out_dir)

@@ -87,7 +87,7 @@ def git_commit() -> str | None:
 
 def environment(num_processes: int = 1) -> dict:
     return {"versions": versions(), "hardware": hardware(), "num_processes": num_processes,
-            "git_commit": git_commit(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "git_commit": git_commit(), "argv": sys.argv, "cwd": os.getcwd(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def write_bench_json(path, rows: list[dict], **context) -> None:

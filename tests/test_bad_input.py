@@ -128,6 +128,33 @@ def test_a_decoded_image_cache_changed_on_disk_is_decoded_again(tmp_path, tamper
     assert "not used" in caplog.text and "decoding again" in caplog.text
 
 
+def test_a_students_data_is_its_teachers_from_any_folder_and_other_content_is_named(tmp_path, monkeypatch, capsys):
+    # the teacher's relative data.path was read against the folder the student ran in: there a
+    # folder of the same name (other images, same classes) was trained on silently
+    import yaml
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    make_tree(tmp_path / "here" / "tree")
+    make_tree(tmp_path / "elsewhere" / "tree", n=(5, 2))
+    monkeypatch.chdir(tmp_path / "here")
+    common = ["--set", "train.epochs=1", "--set", "train.batch_size=6", "--quiet"]
+    assert cli_main(["train", "--preset", "smoke", "--set", "data.name=imagefolder", "--set", "data.path=tree",
+                     "--set", "data.val_split=0", *common, "--out", "t"]) == 0
+    recorded = yaml.safe_load((tmp_path / "here" / "t" / "config.yaml").read_text())["data"]["path"]
+    assert recorded == str(tmp_path / "here" / "tree")  # absolute, as given
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert cli_main(["distill", "--preset", "smoke", "--teacher", str(tmp_path / "here" / "t"), *common,
+                     "--out", "s"]) == 0
+    assert "differs" not in capsys.readouterr().err
+    m = json.loads((tmp_path / "elsewhere" / "s" / "metrics.json").read_text())
+    assert m["data_sizes"]["train"] == 18  # the teacher's tree, not this folder's (15 images)
+    # data of other content, asked for: trained, with a warning naming it
+    assert cli_main(["distill", "--preset", "smoke", "--teacher", str(tmp_path / "here" / "t"), *common,
+                     "--set", "data.path=tree", "--out", "s2"]) == 0
+    assert "not the data its teacher was trained on" in capsys.readouterr().err
+
+
 def test_a_class_folder_linking_into_its_own_split_is_refused(tmp_path):
     make_tree(tmp_path)
     (tmp_path / "train" / "zzz").symlink_to(tmp_path / "train" / "ant")
