@@ -42,8 +42,11 @@ class _DataFields:
     split_seed: int = opt(0, range=NON_NEGATIVE)  # fixes the validation split independently of the run seed
     limit_train: int | None = opt(None, range=AT_LEAST_ONE)  # stratified subset for quick runs
     limit_test: int | None = opt(None, range=AT_LEAST_ONE)
-    image_size: int | None = opt(None, range=AT_LEAST_ONE)  # resize + centre-crop images of mixed sizes
+    image_size: int | None = opt(None, range=Range(1, 4096))  # resize + centre-crop images of mixed sizes
     on_corrupt: Literal["error", "skip"] = "error"
+    # larger images are refused (or, with on_corrupt=skip, skipped and counted) before they are decoded.
+    # Execution-only, so adding it changed no run's identity; a run that skips such images records how many
+    max_pixels: int = opt(40_000_000, range=AT_LEAST_ONE, execution=True)
     mean: list[float] | None = None  # override the normalisation statistics (3 values in [0, 1])
     std: list[float] | None = None  # (3 values > 0)
     num_workers: int = opt(4, range=NON_NEGATIVE, execution=True)  # dataloader workers / DALI, FFCV threads

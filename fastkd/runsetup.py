@@ -34,7 +34,8 @@ def pipeline_layout(cfg: Config, acc, *, batch_size: int, drop_last: bool | None
     """The process layout every backend of this run shares."""
     return Layout(device=acc.device, seed=cfg.seed, batch_size=batch_size, rank=acc.process_index,
                   world=acc.num_processes, drop_last=drop_last, channels_last=cfg.train.channels_last,
-                  num_workers=cfg.data.num_workers, image_size=cfg.data.image_size)
+                  num_workers=cfg.data.num_workers, image_size=cfg.data.image_size,
+                  max_pixels=cfg.data.max_pixels, on_corrupt=cfg.data.on_corrupt)
 
 
 def backend_options(cfg: Config):

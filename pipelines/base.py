@@ -43,6 +43,8 @@ class Layout:
     dtype: torch.dtype = torch.float32
     num_workers: int = 4  # host workers or threads a backend may use
     image_size: int | None = None  # resize + crop images of other sizes to this (ImageFolder)
+    max_pixels: int | None = None  # images with more pixels are refused unread (default: fastkd.data.decode's)
+    on_corrupt: str = "error"  # an image that cannot be read while streaming: error | skip (left out of its batch)
 
     @classmethod
     def of(cls, **kw) -> "Layout":

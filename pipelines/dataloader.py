@@ -7,10 +7,11 @@ are copied to the device, where MixUp/CutMix run with the shared kernels, as tim
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from fastkd.errors import DataError
 from fastkd.seeding import derive_seed
@@ -31,11 +32,13 @@ class PerSampleDataset(Dataset):
     """One image per call: decoded from its file when the data set is a file listing (a tree
     larger than memory streams with flat memory), else taken from the decoded arrays."""
 
-    def __init__(self, data, spec, train: bool, seed: int, image_size: int | None = None):
+    def __init__(self, data, spec, train: bool, seed: int, image_size: int | None = None, max_pixels: int | None = None,
+                 on_corrupt: str = "error"):
         self.images, self.labels, self.files = data.images, data.labels, data.files
         self.read_files = not data.decoded or (bool(self.files) and all(os.path.isfile(f) for f in self.files[:1]))
         self.spec, self.train, self.seed = spec, train, seed
         self.image_size = image_size if not data.decoded else None  # decoded arrays are already that size
+        self.max_pixels, self.on_corrupt = max_pixels, on_corrupt
         self.mean = np.asarray(data.mean, np.float32)
         self.std = np.asarray(data.std, np.float32)
         self._shape = None
@@ -48,18 +51,20 @@ class PerSampleDataset(Dataset):
         crop_flip) or resize + centre crop (otherwise), as the DALI and FFCV backends do."""
         if not self.read_files:
             return self.images[i]
-        from PIL import Image
-        from fastkd.data.decode import EVAL_CROP_RATIO, random_resized_crop, resize_center_crop, to_rgb
+        from fastkd.data.decode import MAX_PIXELS, EVAL_CROP_RATIO, open_image, random_resized_crop, resize_center_crop, \
+            to_rgb
         try:
-            with Image.open(self.files[i]) as im:
+            with open_image(self.files[i], max_pixels=self.max_pixels or MAX_PIXELS, target=self.image_size) as im:
                 im = to_rgb(im)
                 if self.image_size:
                     im = random_resized_crop(im, self.image_size, rng) if (self.train and self.spec.crop_flip) else \
                         resize_center_crop(im, self.image_size, EVAL_CROP_RATIO)
                 img = np.asarray(im, dtype=np.uint8)
         except Exception as exc:  # noqa: BLE001 -- PIL raises many types for bad files
+            if self.on_corrupt == "skip":
+                return None
             raise DataError(f"{self.files[i]}: cannot decode image ({type(exc).__name__}: {exc}); fix or remove the "
-                            "file") from exc
+                            "file, or set data.on_corrupt=skip to leave such files out") from exc
         if self._shape is None:
             self._shape = img.shape
         elif img.shape != self._shape:
@@ -72,6 +77,9 @@ class PerSampleDataset(Dataset):
         s = self.spec
         rng = np.random.default_rng(derive_seed(self.seed, "sample", epoch, int(i)))
         img = self._load(i, rng)
+        if img is None:  # unreadable, and data.on_corrupt=skip: left out of its batch
+            warnings.warn(f"{self.files[i]}: cannot decode image; left out (data.on_corrupt=skip)", SkippedImage)
+            return None
         if self.train and s.crop_flip and self.image_size:  # random-resized-crop did the cropping: flip only
             if s.flip and rng.random() < 0.5:
                 img = img[:, ::-1]
@@ -91,6 +99,16 @@ class PerSampleDataset(Dataset):
         return torch.from_numpy(x.transpose(2, 0, 1).copy()), int(self.labels[i]), int(i)
 
 
+class SkippedImage(UserWarning):
+    """An unreadable image left out of its batch (data.on_corrupt=skip)."""
+
+
+def _collate_readable(samples):
+    """A batch of the samples that could be read (None when none could)."""
+    kept = [s for s in samples if s is not None]
+    return default_collate(kept) if kept else None
+
+
 class _ShardSampler(Sampler):
     def __init__(self, pipeline):
         self.p = pipeline
@@ -107,7 +125,8 @@ class DataLoaderPipeline(ShardedPipeline):
 
     def __init__(self, data, spec, **kwargs):
         super().__init__(data, spec, **kwargs)
-        self.dataset = PerSampleDataset(data, spec, self.train, self.seed, self.layout.image_size)
+        self.dataset = PerSampleDataset(data, spec, self.train, self.seed, self.layout.image_size,
+                                        self.layout.max_pixels, self.layout.on_corrupt)
         self.num_workers = self.layout.num_workers
         self._dl = None
 
@@ -119,6 +138,7 @@ class DataLoaderPipeline(ShardedPipeline):
             self._dl = DataLoader(self.dataset, batch_size=self.batch_size, sampler=_ShardSampler(self),
                                   num_workers=self.num_workers, drop_last=self.drop_last,
                                   pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
+                                  collate_fn=_collate_readable,
                                   # fork is unsafe once numba/CUDA threads exist (see the design notes)
                                   multiprocessing_context="spawn" if self.num_workers else None)
         return self._dl
@@ -126,7 +146,10 @@ class DataLoaderPipeline(ShardedPipeline):
     def __iter__(self):
         loader = self._loader()
         gen = self._device_generator()
-        for x, labels, index in loader:
+        for batch in loader:
+            if batch is None:  # every image of the batch was unreadable and skipped
+                continue
+            x, labels, index = batch
             # on a GPU the loader pins every tensor of the batch: the copies need not block the host
             x, labels, index = (t.to(self.device, non_blocking=True) for t in (x, labels, index))
             if self.channels_last:

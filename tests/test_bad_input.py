@@ -6,6 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fastkd import engine
@@ -153,6 +154,66 @@ def test_a_students_data_is_its_teachers_from_any_folder_and_other_content_is_na
     assert cli_main(["distill", "--preset", "smoke", "--teacher", str(tmp_path / "here" / "t"), *common,
                      "--set", "data.path=tree", "--out", "s2"]) == 0
     assert "not the data its teacher was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["tensor", "dataloader"])
+def test_an_image_above_the_pixel_limit_is_refused_naming_it_and_the_limit(tmp_path, backend, recwarn, monkeypatch):
+    # a 10000x10000 PNG cost 5 GB in a loader worker; PIL's bomb warning was printed raw
+    from PIL import Image as PILImage
+    make_tree(tmp_path, sizes={("train", "bee", 2): (60, 50)})
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 2000)  # PIL's own limit: it would warn, then refuse
+    cfg = dict(name="imagefolder", path=str(tmp_path), image_size=8, max_pixels=1000, backend=backend)
+    data = {k: v for k, v in cfg.items() if k != "backend"}
+    reads = "files" if backend == "dataloader" else "arrays"
+    with pytest.raises(DataError, match=r"bee/002.png: cannot decode image .*50x60 is 3,000 pixels, more than "
+                                        r"data.max_pixels=1,000"):
+        parts = load_splits(DataConfig(**data), reads=reads)
+        from fastkd.pipelines import build_pipeline
+        from fastkd.pipelines.spec import make_spec
+        list(build_pipeline(backend, parts["train"], make_spec("none"), train=False, batch_size=4, device="cpu",
+                            seed=0, num_workers=0, image_size=8, max_pixels=1000))
+    skipped = load_splits(DataConfig(**data, on_corrupt="skip"))
+    assert len(skipped["train"]) == 17 and [os.path.basename(p) for p in skipped["train"].skipped] == ["002.png"]
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_the_streaming_dataloader_backend_skips_unreadable_files_when_asked(tmp_path):
+    # data.on_corrupt=skip was ignored by the dataloader backend: an HTML file named .jpg stopped the epoch
+    from fastkd.pipelines import build_pipeline
+    from fastkd.pipelines.spec import make_spec
+    from fastkd.pipelines.dataloader import SkippedImage
+    make_tree(tmp_path)
+    (tmp_path / "train" / "cat" / "page.jpg").write_text("<html>not an image</html>")
+
+    def batches(on_corrupt):
+        train = load_splits(DataConfig(name="imagefolder", path=str(tmp_path)), reads="files")["train"]
+        return list(build_pipeline("dataloader", train, make_spec("none"), train=False, batch_size=4, device="cpu",
+                                   seed=0, num_workers=0, on_corrupt=on_corrupt))
+    with pytest.raises(DataError, match=r"cat/page.jpg: cannot decode image .*data.on_corrupt=skip"):
+        batches("error")
+    with pytest.warns(SkippedImage, match="page.jpg"):
+        kept = batches("skip")
+    index = torch.cat([b.index for b in kept]).tolist()
+    assert len(index) == 18 and 18 not in index  # every readable image once; the page (listed last in cat) left out
+
+
+def test_a_very_large_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
+    from PIL import Image as PILImage
+    from fastkd.data import decode
+    import io
+    buf = io.BytesIO()
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
+    monkeypatch.setattr(decode, "DRAFT_FROM_PIXELS", 100_000)  # this 307k-pixel JPEG counts as very large
+    from PIL import JpegImagePlugin
+    drafted = []
+    real = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda im, mode, size: drafted.append(size) or real(im, mode, size))
+    out = decode.decode_bytes(buf.getvalue(), 16)
+    assert out.shape == (16, 16, 3) and drafted == [(64, 64)]
+    drafted.clear()
+    decode.decode_bytes(buf.getvalue(), None)  # not resized: decoded whole
+    assert drafted == []
 
 
 def test_a_class_folder_linking_into_its_own_split_is_refused(tmp_path):
@@ -362,5 +423,5 @@ def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys)
     assert cli_main(["distill", "--preset", "smoke", "--teacher", str(t), "--data", str(other), "--set",
                      "train.epochs=1", "--set", "train.batch_size=6", "--out", str(tmp_path / "s2"), "--quiet"]) == 2
     warning, err = capsys.readouterr().err.strip().splitlines()
-    assert warning.startswith("warning: the student's data differs from its teacher's (data.path: ")
+    assert warning.startswith("warning: the student's data differs from its teacher's (data content: ")
     assert err.startswith("fastkd: error: ") and "trained on the classes ['ant', 'bee', 'cat']" in err

@@ -134,6 +134,17 @@ def test_in_memory_paths_refuse_what_does_not_fit_naming_the_size(mixed_tree, mo
     assert len(listing["train"]) == 180
 
 
+def test_archives_and_upscaling_are_size_checked_before_decoding(monkeypatch):
+    # image_size=2000 on the bundled sample (an archive) grew past 6 GB in 20 s: ~72 GB were needed
+    from fastkd import config as C
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: 8 << 30)
+    with pytest.raises(DataError, match=r"decoding 6,000 images of 2000x2000 from .*cifar10-sample.tar.gz .* needs 67.1 GiB"):
+        load_splits(DataConfig(name="sample", image_size=2000))
+    assert len(load_splits(DataConfig(name="sample", image_size=40))["train"]) == 5000  # 29 MB: fits
+    with pytest.raises(C.ConfigError, match=r"data.image_size: 5000 is out of range; allowed: \[1, 4096\]"):
+        C.build(overrides=["data.image_size=5000"])
+
+
 def test_tree_converts_to_beton_lazily_and_reads_back(mixed_tree, tmp_path, monkeypatch):
     pytest.importorskip("ffcv")
     from fastkd.cli import main as cli_main

@@ -45,9 +45,8 @@ class _Indexed:
     def __getitem__(self, i):
         if self.data.decoded:
             return self.data.images[i], int(self.data.labels[i])
-        from PIL import Image
-        from .decode import resize_center_crop, to_rgb
-        with Image.open(self.data.files[i]) as im:
+        from .decode import open_image, resize_center_crop, to_rgb
+        with open_image(self.data.files[i], target=self.image_size) as im:
             im = to_rgb(im)
             if self.image_size and im.size != (self.image_size, self.image_size):
                 im = resize_center_crop(im, self.image_size)

@@ -1,9 +1,11 @@
 """Decode image files (from disk or an archive) into one uint8 array, on all cores."""
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
@@ -13,6 +15,8 @@ from PIL import Image
 from .arrays import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+MAX_PIXELS = 40_000_000  # data.max_pixels: a larger image is refused before its pixels are read
+DRAFT_FROM_PIXELS = 16_000_000  # larger JPEGs are decoded at a reduced scale when they will be resized
 _CHUNK = 1024
 _PARALLEL_FROM = 4096  # below this, starting worker processes costs more than it saves
 
@@ -34,8 +38,32 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def decode_bytes(data: bytes, image_size: int | None) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
+@contextlib.contextmanager
+def open_image(source, *, max_pixels: int = MAX_PIXELS, target: int | None = None):
+    """The PIL image of a path or bytes, refused when it has more than ``max_pixels`` (naming the
+    limit) before its pixels are decoded: a 10000x10000 PNG cost 5 GB in a loader worker. PIL's
+    own DecompressionBombWarning is never printed raw. With ``target`` (the size it will be resized
+    to), a very large JPEG is decoded at a reduced scale (``Image.draft``), still at least four
+    times the target on each side."""
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(fp)
+        except Image.DecompressionBombError as exc:
+            raise ValueError(f"more pixels than data.max_pixels={max_pixels:,} allows ({exc})") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ValueError(f"{w}x{h} is {w * h:,} pixels, more than data.max_pixels={max_pixels:,}; raise the "
+                             "limit if such images are meant to be read")
+        if target and w * h > DRAFT_FROM_PIXELS:
+            im.draft("RGB", (4 * target, 4 * target))
+        yield im
+
+
+def decode_bytes(data: bytes, image_size: int | None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    with open_image(data, max_pixels=max_pixels, target=image_size) as im:
         im = to_rgb(im)
         if image_size is not None and im.size != (image_size, image_size):
             im = resize_center_crop(im, image_size)
@@ -79,13 +107,13 @@ def random_resized_crop(im: Image.Image, size: int, rng) -> Image.Image:
     return im.resize((size, size), Image.BILINEAR, box=(x, y, x + cw, y + ch))
 
 
-def _decode_chunk(sources: list, image_size: int | None) -> list:
+def _decode_chunk(sources: list, image_size: int | None, max_pixels: int = MAX_PIXELS) -> list:
     """Each source is a path (str) or the file's bytes; failures come back as error strings."""
     out = []
     for src in sources:
         try:
             data = open(src, "rb").read() if isinstance(src, str) else src
-            out.append(decode_bytes(data, image_size))
+            out.append(decode_bytes(data, image_size, max_pixels))
         except Exception as exc:  # PIL raises many types for bad files
             out.append(f"{type(exc).__name__}: {exc}")
     return out
@@ -104,7 +132,7 @@ def _fork_is_safe() -> bool:
 
 
 def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | None, on_corrupt: str,
-               progress=None) -> tuple[np.ndarray, list[int], list[str]]:
+               progress=None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[int], list[str]]:
     """Decode every image (``sources[i]`` is a path or bytes, ``names[i]`` its name for messages).
 
     Returns (images (M, H, W, 3), kept indices, skipped names). A file that cannot be decoded
@@ -115,13 +143,13 @@ def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | Non
     results: list = []
     if len(sources) >= _PARALLEL_FROM and workers > 1 and _fork_is_safe():
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for part in pool.map(_decode_chunk, chunks, [image_size] * len(chunks)):
+            for part in pool.map(_decode_chunk, chunks, [image_size] * len(chunks), [max_pixels] * len(chunks)):
                 results += part
                 if progress is not None:
                     progress.update(len(part))
     else:
         for chunk in chunks:
-            results += _decode_chunk(chunk, image_size)
+            results += _decode_chunk(chunk, image_size, max_pixels)
             if progress is not None:
                 progress.update(len(chunk))
     failed = [i for i, r in enumerate(results) if isinstance(r, str)]

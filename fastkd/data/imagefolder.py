@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .arrays import DataError
-from .decode import IMAGE_EXTENSIONS, decode_all
+from .decode import IMAGE_EXTENSIONS, MAX_PIXELS, decode_all
 from .walk import TreeProblem, link_target_problem, refuse, walk_files
 
 
@@ -130,7 +130,8 @@ def scan_tar(archive: Path, split: str, classes: list[str] | None = None):
     return files, labels, classes
 
 
-def read_split(source: Path, split: str, *, classes=None, image_size=None, on_corrupt="error", progress=None):
+def read_split(source: Path, split: str, *, classes=None, image_size=None, on_corrupt="error", progress=None,
+               max_pixels: int = MAX_PIXELS):
     """Decode one split of a tree or tar archive -> (images, labels, classes, files, skipped)."""
     if source.is_file() and tarfile.is_tarfile(source):
         files, labels, classes = scan_tar(source, split, classes)
@@ -140,11 +141,12 @@ def read_split(source: Path, split: str, *, classes=None, image_size=None, on_co
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{source}: truncated or damaged archive ({exc}); download or copy it again") from exc
         files = [f"{source}!{f}" for f in files]
-        images, kept, skipped = decode_all(files, blobs, image_size=image_size, on_corrupt=on_corrupt, progress=progress)
+        images, kept, skipped = decode_all(files, blobs, image_size=image_size, on_corrupt=on_corrupt, progress=progress,
+                                           max_pixels=max_pixels)
     else:
         files, labels, classes, left_out = scan_tree(source / split, classes, on_corrupt)
         images, kept, skipped = decode_all(files, files, image_size=image_size, on_corrupt=on_corrupt,
-                                           progress=progress)
+                                           progress=progress, max_pixels=max_pixels)
         skipped = left_out + skipped
     labels = np.asarray(labels, dtype=np.int64)[kept]
     return images, labels, classes, [files[i] for i in kept], skipped
@@ -169,6 +171,22 @@ def find_split(root: Path, candidates: tuple[str, ...]) -> str | None:
         tops = {Path(m.name).parts[0] for m in _tar_members(root) if m.name}
         return next((c for c in candidates if c in tops), None)
     return next((c for c in candidates if (root / c).is_dir()), None)
+
+
+def archive_image_count(archive: Path) -> int:
+    """Image members of a tar archive (from its index: nothing is decoded)."""
+    return sum(1 for m in _tar_members(archive) if m.isfile() and is_image(m.name))
+
+
+def first_image_bytes(root: Path) -> bytes:
+    """The bytes of one training image of a tree or archive (in-memory sets share one size)."""
+    if root.is_file():
+        with open_tar(root) as tar:
+            member = next(m for m in tar if m.isfile() and is_image(m.name) and "train" in Path(m.name).parts)
+            return tar.extractfile(member).read()
+    first = next(os.path.join(d, f) for d, _, fs in os.walk(root / "train") for f in fs if is_image(f))
+    with open(first, "rb") as f:
+        return f.read()
 
 
 def dataset_size_hint(root: Path) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from ..atomic import sweep_temporaries, write_atomic
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
+from .decode import MAX_PIXELS
 
 DATASETS = ("sample", "cifar10", "cifar100", "imagefolder")
 SAMPLE_ARCHIVE = "cifar10-sample.tar.gz"
@@ -42,7 +43,8 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 
 def _folder_cache_key(root: Path, cfg) -> str:
     st = root.stat()
-    listing = [str(root.resolve()), st.st_size, st.st_mtime_ns, cfg.image_size, cfg.on_corrupt]
+    listing = [str(root.resolve()), st.st_size, st.st_mtime_ns, cfg.image_size, cfg.on_corrupt] + \
+        ([cfg.max_pixels] if cfg.max_pixels != MAX_PIXELS else [])  # (caches of the default limit keep their name)
     if root.is_dir():  # any file added, removed or rewritten changes the key
         for dirpath, _, files in sorted(os.walk(root)):
             for f in sorted(files):
@@ -72,7 +74,8 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
     with tqdm(total=total, desc=f"decode {root.name}", unit="img", disable=not progress) as bar:
         for split, name in (("train", "train"), ("test", test_name)):
             images, labels, classes, files, skipped = imagefolder.read_split(
-                root, name, classes=classes, image_size=cfg.image_size, on_corrupt=cfg.on_corrupt, progress=bar)
+                root, name, classes=classes, image_size=cfg.image_size, on_corrupt=cfg.on_corrupt, progress=bar,
+                max_pixels=cfg.max_pixels)
             out[split] = (images, labels, files, skipped)
     out["classes"] = classes
     try:
@@ -122,19 +125,19 @@ def _read_cached_decode(cached: Path, key: str) -> dict | None:
 
 
 def _check_decoded_size(root: Path, count: int | None, cfg) -> None:
-    """A tree decoded into memory must fit there: estimated from its image count and the image
-    size (data.image_size, else the first image's) before any decoding."""
+    """A tree or archive decoded into memory must fit there: estimated from its image count and
+    the image size (data.image_size, upscaling included, else the first image's) before any
+    decoding. An archive's count comes from its index."""
+    if root.is_file():
+        count = imagefolder.archive_image_count(root)
     if not count:
-        return  # an archive (read whole anyway, its size is its own bound) or nothing to decode
+        return
     if cfg.image_size:
         h = w = cfg.image_size
     else:
         from .decode import decode_bytes
-        # any one image (in-memory trees share one size); the walk stops at the first
-        first = next(os.path.join(d, f) for d, _, fs in os.walk(root / "train") for f in fs if imagefolder.is_image(f))
         try:
-            with open(first, "rb") as f:
-                h, w = decode_bytes(f.read(), None).shape[:2]
+            h, w = decode_bytes(imagefolder.first_image_bytes(root), None).shape[:2]
         except Exception:  # noqa: BLE001 -- an unreadable first file is reported by the decode itself
             return
     from .memory import check_fits
