@@ -329,6 +329,10 @@ def main(argv=None) -> int:
     except FastkdError as exc:
         print("fastkd: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return EXIT_ERROR
+    except OSError as exc:  # the file system refused a path given (a name too long, a full disk, no permission)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fastkd: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("fastkd: interrupted; run the same command again to resume from the last finished epoch", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -31,6 +31,10 @@ __all__ = ["ConfigError", "Config", "DataConfig", "AugParams", "TrainConfig", "D
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
 
 
+SEED = Range(0, 2 ** 63 - 1)  # torch's generators take a signed 64-bit seed
+FLOAT32_MAX = 3.4028234663852886e38  # every float key ends up in float32 arithmetic somewhere
+
+
 @dataclass
 class _DataFields:
     name: Literal[DATASETS] = "sample"  # sample = the bundled 5k CIFAR-10 subset
@@ -39,7 +43,7 @@ class _DataFields:
     download: bool = opt(False, execution=True)  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
     cache_dir: str | None = opt(None, execution=True)  # downloads and decoded-image cache (default ~/.cache/fastkd)
     val_split: float = opt(0.0, range=NON_NEGATIVE)  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
-    split_seed: int = opt(0, range=NON_NEGATIVE)  # fixes the validation split independently of the run seed
+    split_seed: int = opt(0, range=SEED)  # fixes the validation split independently of the run seed
     limit_train: int | None = opt(None, range=AT_LEAST_ONE)  # stratified subset for quick runs
     limit_test: int | None = opt(None, range=AT_LEAST_ONE)
     image_size: int | None = opt(None, range=Range(1, 4096))  # resize + centre-crop images of mixed sizes
@@ -120,7 +124,7 @@ class TrackConfig:
 class Config:
     model: str = "resnet18"
     augment: str = "crop_flip"
-    seed: int = opt(0, range=NON_NEGATIVE)
+    seed: int = opt(0, range=SEED)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", execution=True)
     data: DataConfig = field(default_factory=DataConfig)
     aug: AugParams = field(default_factory=AugParams)  # the augmentation's own parameter type
@@ -207,6 +211,8 @@ def _coerce(key: str, value: Any, tp) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            if abs(value) > FLOAT32_MAX:
+                raise ConfigError(f"{key}: {value!r} is beyond what float32 arithmetic holds ({FLOAT32_MAX:.3g})")
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
@@ -389,6 +395,8 @@ def parse_override(text: str) -> dict:
     if not key.strip():
         raise ConfigError(f"--set {text!r}: the key is empty; expected KEY=VALUE")
     value = load_yaml(raw, f"--set {key}") if raw.strip() else None
+    if raw.strip() == "None":  # Python's spelling of YAML's null
+        value = None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
             and not _looks_numeric(raw):
         value = raw  # e.g. a run name like 1e3abc stays a string

@@ -203,9 +203,10 @@ class Trainer:
         if cfg.train.max_steps_per_epoch:
             steps = min(steps, cfg.train.max_steps_per_epoch)
         if steps == 0:
+            share = len(self.train_pipe.data) // self.acc.num_processes
             raise TrainingError(f"train.batch_size={cfg.train.batch_size} is larger than this process's share of "
-                                f"the training set ({self.train_pipe.num_samples} images); "
-                                "lower it or set train.drop_last=false")
+                                f"the training set ({share} images: not one full batch); lower it or set "
+                                "train.drop_last=false")
         self.steps_per_epoch = steps
         optimizer = build_optimizer(s.model.parameters(), cfg.train)
         self.scheduler = build_scheduler(optimizer, steps_per_epoch=math.ceil(steps / cfg.train.grad_accum), tc=cfg.train)

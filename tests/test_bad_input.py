@@ -26,6 +26,28 @@ def _cli_error(capsys, argv) -> str:
     return err
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--set", "seed=99999999999999999999999"],
+     "seed: 99999999999999999999999 is out of range; allowed: [0, 9223372036854775807]"),
+    (["--set", "train.lr=1e308"], "train.lr: 1e+308 is beyond what float32 arithmetic holds"),
+    (["--set", "data.limit_train=50", "--set", "train.batch_size=64"], "training set (50 images: not one full batch)"),
+])
+def test_values_that_tracebacked_are_one_line(tmp_path, capsys, args, message):
+    err = _cli_error(capsys, ["train", "--preset", "smoke", *args, "--out", str(tmp_path / "r"), "--quiet"])
+    assert message in err
+
+
+def test_a_path_too_long_is_one_line_and_none_means_null(tmp_path, capsys):
+    err = _cli_error(capsys, ["train", "--preset", "smoke", "--out", str(tmp_path / ("a" * 300)), "--quiet"])
+    assert "File name too long" in err and "a" * 300 in err
+    from fastkd import config as C
+    assert C.build(overrides=["data.limit_train=None"]).data.limit_train is None
+    assert C.build(overrides=["augment=none"]).augment == "none"  # the augmentation named none stays a name
+    from fastkd.study import load_study
+    with pytest.raises(C.ConfigError, match="is 300 characters; at most 64"):
+        load_study(extra=TINY_STUDY | {"distill": {"k" * 300: {}}})
+
+
 # ---- 11. ImageFolder trees with links and 16-bit images ---------------------------------------------
 def test_dangling_link_and_link_loop_are_corrupt_files(tmp_path):
     make_tree(tmp_path)

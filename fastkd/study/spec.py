@@ -53,6 +53,9 @@ class RunSpec:
     labels: dict  # teacher_model, augment, student_model, distill, seed
 
 
+MAX_NAME = 64  # characters of one grid name in a run id (a run id is a folder name: 255 bytes at most)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
 
@@ -96,6 +99,9 @@ def _check_run_names(sc: StudyConfig) -> None:
         seen: dict[str, str] = {}
         for name in names:
             slug = _slug(str(name))
+            if len(slug) > MAX_NAME:
+                raise ConfigError(f"{key}: the name {str(name)[:40]!r}... is {len(slug)} characters; at most {MAX_NAME} "
+                                  "(it becomes part of run folder names)")
             if not slug.strip(".-"):
                 raise ConfigError(f"{key}: the name {name!r} keeps nothing to name its runs by once made a run id "
                                   "(ASCII letters, digits and _ . + -); rename it, e.g. kd_t4")
