@@ -84,6 +84,7 @@ def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | N
     the same classes (names and order) as the student's data."""
     rd = RunDir(run_path)
     teacher_identity(run_path)  # a finished fastkd run, or a message saying what it is not
+    rd.verify_weights()
     from .config import load_yaml
     tcfg = from_dict(load_yaml(rd.config.read_text(), str(rd.config)) or {})
     teacher = models.create(tcfg.model, num_classes)
@@ -424,6 +425,7 @@ class Trainer:
         if self.main:
             ckpt.save_weights(self.bare_model, self.rd.model, **self._weights_meta(),
                               extra={"identity": digest(self.identity)})
+            self.rd.record_weights()  # checked whenever the run is read as a teacher or evaluated
             save_outputs(self.rd.outputs, test.outputs)
             if train_out is not None:
                 save_outputs(self.rd.train_outputs, train_out.outputs)

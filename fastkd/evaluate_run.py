@@ -17,6 +17,7 @@ def evaluate_run(run_path, *, split: str = "test", overrides=()) -> dict:
         raise CheckpointError(f"{run_path}: not a fastkd run directory (no config.yaml)")
     if not rd.model.is_file():
         raise CheckpointError(f"{rd.model} not found: the run has not finished; rerun its command to complete it")
+    rd.verify_weights()
     saved = load_yaml(rd.config.read_text(), str(rd.config)) or {}
     cfg = from_dict(merge_layers(saved, *[parse_override(o) for o in overrides]))  # overrides validated like train's
     require_backend(cfg.data.backend)

@@ -73,6 +73,23 @@ class RunDir:
             return marker
         return None
 
+    def record_weights(self) -> None:
+        """Record the final weights' SHA-256 in run.json (before metrics.json marks the run finished)."""
+        from .data.fingerprint import sha256_file
+        marker = self.read_marker() or {}
+        write_json(self.run_json, marker | {"weights_sha256": sha256_file(self.model)})
+
+    def verify_weights(self) -> None:
+        """Refuse weights that are not the ones this run wrote (another run's of the same
+        architecture copied in, a damaged file); runs finished before digests were recorded pass."""
+        from .data.fingerprint import sha256_file
+        from .errors import CheckpointError
+        recorded = (self.read_marker() or {}).get("weights_sha256")
+        if recorded is not None and sha256_file(self.model) != recorded:
+            raise CheckpointError(f"{self.model}: these are not the weights this run wrote (their SHA-256 differs "
+                                  f"from the one recorded in {self.run_json.name}); restore the file or rerun the run "
+                                  "with --overwrite")
+
     def _is_empty(self) -> bool:
         return not self.path.exists() or all(p.name == LOCK_NAME for p in self.path.iterdir())
 

@@ -48,6 +48,20 @@ def test_a_path_too_long_is_one_line_and_none_means_null(tmp_path, capsys):
         load_study(extra=TINY_STUDY | {"distill": {"k" * 300: {}}})
 
 
+def test_weights_swapped_into_a_finished_run_are_refused_by_eval_and_distill(tmp_path, capsys):
+    # another run's weights of the same architecture copied over model.safetensors went unnoticed
+    common = ["--preset", "smoke", "--set", "train.epochs=1", "--set", "data.limit_train=200", "--quiet"]
+    for name, seed in (("a", 0), ("b", 1)):
+        assert cli_main(["train", *common, "--set", f"seed={seed}", "--out", str(tmp_path / name)]) == 0
+    assert cli_main(["eval", str(tmp_path / "a")]) == 0
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    capsys.readouterr()
+    for argv in (["eval", str(tmp_path / "a")],
+                 ["distill", *common, "--teacher", str(tmp_path / "a"), "--out", str(tmp_path / "s")]):
+        err = _cli_error(capsys, argv)
+        assert "model.safetensors: these are not the weights this run wrote" in err
+
+
 # ---- 11. ImageFolder trees with links and 16-bit images ---------------------------------------------
 def test_dangling_link_and_link_loop_are_corrupt_files(tmp_path):
     make_tree(tmp_path)
