@@ -103,6 +103,32 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
     assert "teacher-resnet8-mixup-s0" in summary and "did not finish" in summary
 
 
+def test_a_failure_of_the_machine_is_retried_by_a_plain_rerun_and_a_nan_is_not(tmp_path, monkeypatch):
+    import errno
+    from fastkd.errors import RunDirError
+    real = engine.Trainer._train_epoch
+    failing = {"mixup": "disk", "none": "nan"}
+
+    def fail(self, epoch, bar):
+        how = failing.get(self.cfg.augment) if self.kind == "teacher" else None
+        if how == "disk":
+            raise RunDirError("checkpoint: could not write: no space left on the device") from \
+                OSError(errno.ENOSPC, "No space left on device")
+        if how == "nan":
+            raise engine.TrainingError("loss became nan at epoch 1, step 3")
+        return real(self, epoch, bar)
+    monkeypatch.setattr(engine.Trainer, "_train_epoch", fail)
+    first = {r["id"]: r for r in run_study(_study(), tmp_path, progress=False, report=False)}
+    assert first["teacher-resnet8-mixup-s0"]["environmental"] is True
+    assert first["teacher-resnet8-none-s0"]["environmental"] is False
+    failing.clear()  # the disk has room again; the NaN would come back, so it is not retried
+    again = {r["id"]: r for r in run_study(_study(), tmp_path, progress=False, report=False)}
+    assert again["teacher-resnet8-mixup-s0"]["status"] == "done"
+    assert again["student-lenet-kd-from-resnet8-mixup-s0"]["status"] == "done"  # its student follows
+    assert again["teacher-resnet8-none-s0"]["status"] == "failed"
+    assert again["student-lenet-kd-from-resnet8-none-s0"]["status"] == "skipped"
+
+
 def test_bad_study_keys_fail_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'seed'"):
         load_study(extra=TINY | {"seed": 3})

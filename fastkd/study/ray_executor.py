@@ -180,7 +180,8 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
                     result = ray.get(ref)  # a bug in fastkd (any exception a task raises) stops the driver here
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                         ray.exceptions.OutOfMemoryError) as exc:  # the machine failed, more often than retried
-                    result = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+                    result = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                              "environmental": True}  # the next plain run of the command tries it again
                 record_result(run, identities[run.id], result, ledger)
                 log.info("%s %s", result["status"], run.id)
     finally:

@@ -10,6 +10,7 @@ teacher are recorded as skipped. Only fastkd's own errors count as failures: a b
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -147,13 +148,32 @@ def torch_threads(threads: int | None):
 
 
 def needs_running(run: RunSpec, identity: dict, ledger: Ledger, *, retry_failed: bool, set_aside: bool = True) -> bool:
-    """False for a run already recorded done, or recorded failed/skipped with the same settings
-    (unless retrying): a done record is never touched again."""
+    """False for a run already recorded done, or recorded failed with the same settings for a
+    reason of its own (a NaN loss: the same again), unless retrying. A failure of the machine
+    (a full disk, a killed worker) is retried by a plain rerun, and a skipped student looks again
+    at its teacher. A done record is never touched again."""
     rec = ledger.get(run.id, set_aside=set_aside)
     if rec is None:
         return True
+    if rec["status"] == "done":
+        return False
+    if rec["status"] == "skipped" or rec.get("environmental"):
+        return True
     same = rec.get("identity") in (None, digest(identity))
-    return not (rec["status"] == "done" or (same and not retry_failed))
+    return not same or retry_failed
+
+
+# errors of the machine, not of the run: the same run may well finish when tried again
+ENVIRONMENTAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM}
+
+
+def is_environmental(exc: BaseException | None) -> bool:
+    """Whether an exception (or one it was raised from) is a failure of the machine."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENTAL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def teacher_done(run: RunSpec, ledger: Ledger) -> bool:
@@ -186,7 +206,8 @@ def execute_run(config: dict, run_dir: str, kind: str, *, knn_k: int, cd_variant
                 metrics = train(cfg, run_dir, kind=kind, progress=progress)
                 analysis = analyze_run(run_dir, device=device, knn_k=knn_k, cd_variants=tuple(cd_variants))
     except (FastkdError, FloatingPointError) as exc:
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5),
+                "environmental": is_environmental(exc)}
     return {"status": "done", "metrics": RunMetrics.from_dict(metrics).to_dict(history=False), "analysis": analysis,
             "seconds": time.perf_counter() - start}
 
@@ -197,8 +218,11 @@ def record_result(run: RunSpec, identity: dict, result: dict, ledger: Ledger, nu
         rec = _record(run, identity, "done", metrics=result["metrics"], analysis=result["analysis"],
                       seconds=result["seconds"], environment=result.get("environment") or runinfo.environment(num_processes))
     else:
-        rec = _record(run, identity, "failed", error=result["error"], traceback=result.get("traceback", ""))
-        log.warning("  %s failed: %s", run.id, result["error"])
+        environmental = bool(result.get("environmental"))
+        rec = _record(run, identity, "failed", error=result["error"], traceback=result.get("traceback", ""),
+                      environmental=environmental)
+        log.warning("  %s failed: %s%s", run.id, result["error"],
+                    " (a failure of the machine: the next run of the same command tries it again)" if environmental else "")
     ledger.put(rec)
     return rec
 
