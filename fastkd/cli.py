@@ -322,8 +322,10 @@ def main(argv=None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     _show_library_messages()
+    from .child_processes import stop_on_signals
     try:
-        status = args.func(args)
+        with stop_on_signals():
+            status = args.func(args)
         _close_process_group()
         return status
     except FastkdError as exc:

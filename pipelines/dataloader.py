@@ -6,6 +6,7 @@ are copied to the device, where MixUp/CutMix run with the shared kernels, as tim
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from fastkd.child_processes import die_with_parent
 from fastkd.errors import DataError
 from fastkd.seeding import derive_seed
 
@@ -140,7 +142,9 @@ class DataLoaderPipeline(ShardedPipeline):
                                   pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
                                   collate_fn=_collate_readable,
                                   # fork is unsafe once numba/CUDA threads exist (see the design notes)
-                                  multiprocessing_context="spawn" if self.num_workers else None)
+                                  multiprocessing_context="spawn" if self.num_workers else None,
+                                  # workers end with this process, however it ends
+                                  worker_init_fn=functools.partial(die_with_parent, os.getpid()))
         return self._dl
 
     def __iter__(self):

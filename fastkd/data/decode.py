@@ -142,7 +142,10 @@ def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | Non
     workers = min(os.cpu_count() or 1, 16)
     results: list = []
     if len(sources) >= _PARALLEL_FROM and workers > 1 and _fork_is_safe():
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        from ..child_processes import die_with_parent, worker_pool
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
+        with worker_pool(pool):
             for part in pool.map(_decode_chunk, chunks, [image_size] * len(chunks), [max_pixels] * len(chunks)):
                 results += part
                 if progress is not None:
