@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from fastkd.report.paper import PAPER_CD_LENET, PAPER_STUDENTS, compare_with_paper, paper_augment
+from fastkd.report.stats import holm
 
 
 def _student(aug, acc, cd, delta=None, ci=None, p=None):
@@ -16,10 +17,18 @@ def _student(aug, acc, cd, delta=None, ci=None, p=None):
     return row
 
 
+def _with_holm(rows):
+    """The family's Holm-adjusted p, as the tables add it (every row here shares one reference cell)."""
+    tested = [r for r in rows if "p_value" in r]
+    for r, q in zip(tested, holm([r["p_value"] for r in tested])):
+        r["p_holm"] = q
+    return rows
+
+
 TABLES = {
     "teachers": [{"teacher": "resnet8", "augment": a, "test_accuracy": acc}
                  for a, acc in (("none", 0.80), ("crop_flip", 0.83), ("mixup", 0.81), ("crop_flip+mixup", 0.84))],
-    "students": [
+    "students": _with_holm([
         _student("none", 0.60, 0.150),
         _student("crop_flip", 0.59, 0.140, -0.01, (-0.02, 0.001), 0.07),    # same sign, CI crosses 0
         _student("cutout", 0.605, 0.160, 0.005, (0.001, 0.009), 0.03),      # opposite sign to the paper
@@ -29,7 +38,7 @@ TABLES = {
         _student("crop_flip+other", 0.58, 0.10, -0.02, (-0.03, -0.01), 0.01),  # nothing in the paper to match
         {"student": "lenet", "teacher": "-", "augment": "scratch", "distill": "scratch", "seeds": 3,
          "test_accuracy": 0.55, "cd_softmax_paper": 0.1},
-    ],
+    ]),
 }
 
 
@@ -48,6 +57,9 @@ def test_student_signs_and_confirmation():
     assert [(rows[a]["same_sign"], rows[a]["confirmed"]) for a in ("crop_flip", "cutout", "mixup", "cutmix")] == \
         [(True, False), (False, False), (True, True), (True, False)]
     assert rows["mixup"]["delta_pts"] == pytest.approx(-3.0) and rows["mixup"]["ci_low_pts"] == pytest.approx(-4.0)
+    # crop_flip+mixup: its interval excludes 0 and its raw p is 0.01, but among six comparisons with
+    # one reference cell Holm's p is 0.05: not confirmed
+    assert rows["crop_flip+mixup"]["p_holm"] == pytest.approx(0.05) and not rows["crop_flip+mixup"]["confirmed"]
 
 
 def test_teacher_gains_and_orders_against_the_paper():
@@ -75,7 +87,8 @@ def test_calibration_compared_for_the_lenet_students_the_paper_measured():
     rows = [dict(r) for r in TABLES["students"]]
     for r in rows:
         if r["augment"] in ("mixup", "cutmix", "crop_flip"):
-            r |= {"ece_delta": -0.02, "ece_delta_ci_low": -0.03, "ece_delta_ci_high": -0.01, "ece_p_value": 0.01}
+            r |= {"ece_delta": -0.02, "ece_delta_ci_low": -0.03, "ece_delta_ci_high": -0.01, "ece_p_value": 0.01,
+                  "ece_p_holm": 0.03}
     rows[4]["ece_delta_ci_high"] = 0.005  # cutmix: the interval reaches past 0
     out = {r["augment"]: r for r in compare_with_paper({**TABLES, "students": rows})["students"]}
     assert "ece_delta_pts" not in out["crop_flip"]  # the paper reported no ECE for it

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fastkd.report.stats import mean_std, welch_interval, welch_t_test
+from fastkd.report.stats import (holm, mean_std, rank_correlation_interval, spearman_test, tie_aware_ranks,
+                                 welch_interval, welch_t_test)
 
 CASES = [
     ([0.612, 0.604, 0.619], [0.631, 0.628, 0.640]),
@@ -46,6 +47,54 @@ def test_welch_interval_and_test_match_the_formula_and_scipy(a, b, level):
 
 def test_degenerate_samples():
     assert all(math.isnan(v) for v in welch_interval([0.5], [0.4, 0.6]) + welch_t_test([0.5, 0.6], [0.4]))
-    assert welch_interval([0.6, 0.6], [0.5, 0.5]) == pytest.approx((0.1, 0.1))  # no spread: a point
+    # no spread in either cell: the test and its interval are undefined, never 'significant'
+    assert all(math.isnan(v) for v in welch_interval([0.6, 0.6], [0.5, 0.5]) + welch_t_test([0.6, 0.6], [0.5, 0.5]))
+    assert all(math.isnan(v) for v in welch_t_test([0.6, 0.6, 0.6], [0.6, 0.6]))
     m, s, n = mean_std([0.1, None, 0.3])
     assert (m, s, n) == pytest.approx((0.2, np.std([0.1, 0.3], ddof=1), 2))
+
+
+@pytest.mark.parametrize("x,y", [
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [2.0, 1.0, 4.0, 3.0, 7.0, 5.0, 6.0]),
+    ([1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 4.0], [0.5, 0.4, 0.9, 0.7, 0.9, 0.8, 0.1]),  # ties on both sides
+    ([3.0, 3.0, 1.0, 2.0, 5.0], [1.0, 2.0, 2.0, 2.0, 0.0]),
+])
+def test_spearman_matches_scipy_with_and_without_ties(x, y):
+    rho, p = spearman_test(x, y)
+    ref = stats.spearmanr(x, y)
+    assert (rho, p) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-10)
+
+
+def test_values_one_ulp_apart_are_ties():
+    # two students with equal seed sums have means 1 ulp apart: ranked apart, every rho was off
+    a = (0.61 + 0.62 + 0.63) / 3
+    b = math.nextafter(a, 1.0)
+    assert a != b and tie_aware_ranks([0.5, a, b, 0.7]).tolist() == [1.0, 2.5, 2.5, 4.0]
+    x, y = [0.2, 0.3, 0.4, 0.5, 0.6], [0.5, a, b, 0.7, 0.8]
+    ref = stats.spearmanr(x, [0.5, a, a, 0.7, 0.8])  # scipy on the tie written as one value
+    assert spearman_test(x, y) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-10)
+    assert stats.spearmanr(x, y).statistic != pytest.approx(ref.statistic)  # what plain ranks gave
+
+
+def test_holm_matches_its_definition_and_leaves_untested_out():
+    p = [0.01, 0.04, 0.03, 0.005, math.nan, 0.2]
+    finite = [(v, i) for i, v in enumerate(p) if not math.isnan(v)]
+    m = len(finite)
+    ref = {}
+    for v, i in finite:  # adjusted p_(k) = max over j <= k of min(1, (m - j + 1) p_(j))
+        ordered = sorted(finite)
+        k = ordered.index((v, i))
+        ref[i] = max(min(1.0, (m - j) * ordered[j][0]) for j in range(k + 1))
+    out = holm(p)
+    assert math.isnan(out[4]) and all(out[i] == pytest.approx(ref[i]) for i in ref)
+    assert out[3] == pytest.approx(0.025) and out[0] == pytest.approx(0.04)  # 5 x 0.005; max(4 x 0.01, 0.025)
+
+
+def test_rank_correlation_interval_is_fisher_z_with_the_bonett_wright_error():
+    rho, n = 0.6, 12
+    half = stats.norm.ppf(0.975) * math.sqrt(1 + rho ** 2 / 2) / math.sqrt(n - 3)
+    lo, hi = rank_correlation_interval(rho, n)
+    assert (lo, hi) == pytest.approx((math.tanh(math.atanh(rho) - half), math.tanh(math.atanh(rho) + half)))
+    assert lo < rho < hi and all(math.isnan(v) for v in rank_correlation_interval(0.9, 3))
+    # 7 points: an interval wide enough that 'no association' cannot be read from a small rho
+    assert rank_correlation_interval(0.1, 7)[0] < -0.6

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from .common import augment_rank, finite
-from .stats import spearman_test
+from .stats import SIGNIFICANCE, spearman_test
 
 PAPER_AUGMENTS = ("none", "crop_flip", "cutout", "mixup", "cutmix")
 MIXED = ("mixup", "cutmix")
@@ -40,9 +40,11 @@ def _sign(v: float) -> int:
     return (v > 0) - (v < 0)
 
 
-def _confirmed(ci: tuple, paper_delta: float) -> bool:
-    """The paper's sign confirmed: the interval lies wholly on the paper's side of 0."""
-    return all(finite(c) for c in ci) and _sign(paper_delta) != 0 and all(_sign(c) == _sign(paper_delta) for c in ci)
+def _confirmed(ci: tuple, paper_delta: float, p_adjusted: float) -> bool:
+    """The paper's sign confirmed: the interval lies wholly on the paper's side of 0 and the test
+    holds after Holm's adjustment for the comparisons sharing its reference cell."""
+    return all(finite(c) for c in ci) and _sign(paper_delta) != 0 and all(_sign(c) == _sign(paper_delta) for c in ci) \
+        and finite(p_adjusted) and p_adjusted < SIGNIFICANCE
 
 
 def _calibration(row: dict, base: str) -> dict:
@@ -52,8 +54,9 @@ def _calibration(row: dict, base: str) -> dict:
     ci = (100 * row["ece_delta_ci_low"], 100 * row["ece_delta_ci_high"])
     paper_delta = PAPER_ECE_LENET[base] - PAPER_ECE_LENET["none"]
     return {"ece_delta_pts": 100 * row["ece_delta"], "ece_ci_low_pts": ci[0], "ece_ci_high_pts": ci[1],
-            "ece_p_value": row["ece_p_value"], "paper_ece_delta_pts": paper_delta,
-            "ece_confirmed": _confirmed(ci, paper_delta)}
+            "ece_p_value": row["ece_p_value"], "ece_p_holm": row.get("ece_p_holm", math.nan),
+            "paper_ece_delta_pts": paper_delta,
+            "ece_confirmed": _confirmed(ci, paper_delta, row.get("ece_p_holm", math.nan))}
 
 
 def _ranking(values: dict) -> str:
@@ -78,8 +81,9 @@ def compare_with_paper(tables: dict, reference_augment: str = "none") -> dict:
             "student": r["student"], "teacher": r["teacher"], "augment": r["augment"], "distill": r["distill"],
             "paper_augment": base, "mixed_sample": base in MIXED, "seeds": r["seeds"], "delta_pts": delta,
             "ci_low_pts": ci[0], "ci_high_pts": ci[1], "p_value": r.get("p_value", math.nan),
-            "paper_delta_pts": paper_delta, "same_sign": _sign(delta) == _sign(paper_delta),
-            "confirmed": _confirmed(ci, paper_delta),
+            "p_holm": r.get("p_holm", math.nan), "paper_delta_pts": paper_delta,
+            "same_sign": _sign(delta) == _sign(paper_delta),
+            "confirmed": _confirmed(ci, paper_delta, r.get("p_holm", math.nan)),
         } | _calibration(r, base))
     by_teacher = {}
     for r in tables["teachers"]:

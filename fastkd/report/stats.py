@@ -1,10 +1,12 @@
 """Small statistics for reports: mean +- sample std, Welch's t-test and interval, Spearman's rank
-correlation."""
+correlation (tie-aware) with its interval, Holm's adjustment for a family of tests."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+SIGNIFICANCE = 0.05  # the level of every test and (as 1 - it) every interval in a report
 
 
 def mean_std(values) -> tuple[float, float, int]:
@@ -26,13 +28,15 @@ def _welch_parts(a, b):
 
 
 def welch_t_test(a, b) -> tuple[float, float]:
-    """(t, two-sided p) of Welch's unequal-variance t-test; nan when either side has < 2 values."""
+    """(t, two-sided p) of Welch's unequal-variance t-test; nan when either side has < 2 values,
+    and when neither side varies (every seed of both cells equal): the test is undefined there,
+    never 'significant' (it returned t = inf, p = 0)."""
     parts = _welch_parts(a, b)
     if parts is None:
         return math.nan, math.nan
     diff, se, dof = parts
     if se == 0:
-        return (math.inf if diff != 0 else 0.0), (0.0 if diff != 0 else 1.0)
+        return math.nan, math.nan
     from scipy import stats
     t = diff / se
     return float(t), float(2 * stats.t.sf(abs(t), dof))
@@ -45,23 +49,65 @@ def welch_interval(a, b, level: float = 0.95) -> tuple[float, float]:
     if parts is None:
         return math.nan, math.nan
     diff, se, dof = parts
-    if se == 0:
-        return diff, diff
+    if se == 0:  # no spread in either cell: no interval (a zero-width one would claim certainty)
+        return math.nan, math.nan
     from scipy import stats
     half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
     return diff - half, diff + half
 
 
-def spearman(x, y) -> float:
-    """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
-    return spearman_test(x, y)[0]
+TIE_TOLERANCE = 1e-9  # values this close (relative) are one value: means of equal seed sums differ by an ulp
+
+
+def tie_aware_ranks(values) -> np.ndarray:
+    """Average ranks (1-based) where values equal within a relative ``TIE_TOLERANCE`` share a rank."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    start = 0
+    for i in range(1, len(v) + 1):
+        if i == len(v) or not math.isclose(v[order[i]], v[order[i - 1]], rel_tol=TIE_TOLERANCE, abs_tol=0.0):
+            ranks[order[start:i]] = (start + 1 + i) / 2  # the mean of ranks start+1 .. i
+            start = i
+    return ranks
 
 
 def spearman_test(x, y) -> tuple[float, float]:
-    """(rho, two-sided p) of Spearman's rank correlation; (nan, nan) for < 3 points or a constant."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+    """(rho, two-sided p) of Spearman's rank correlation with tie-aware ranks (``tie_aware_ranks``),
+    p from the t approximation as scipy's spearmanr computes it; (nan, nan) for < 3 points or a
+    constant."""
+    rx, ry = tie_aware_ranks(x), tie_aware_ranks(y)
+    n = len(rx)
+    if n < 3 or np.all(rx == rx[0]) or np.all(ry == ry[0]):
+        return math.nan, math.nan
+    rho = float(np.clip(np.corrcoef(rx, ry)[0, 1], -1.0, 1.0))
+    if abs(rho) == 1.0:
+        return rho, 0.0
+    from scipy import stats
+    t = rho * math.sqrt((n - 2) / (1 - rho * rho))
+    return rho, float(2 * stats.t.sf(abs(t), n - 2))
+
+
+def rank_correlation_interval(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of Spearman's rho by Fisher's z with Bonett & Wright's (2000) standard
+    error for rank correlations, sqrt(1 + rho^2 / 2) / sqrt(n - 3); nan below 4 points."""
+    if n < 4 or not math.isfinite(rho):
         return math.nan, math.nan
     from scipy import stats
-    r = stats.spearmanr(x, y)
-    return float(r.statistic), float(r.pvalue)
+    z = math.atanh(min(max(rho, -0.999999), 0.999999))
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1 + rho * rho / 2) / math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values of one family of tests; nan entries (tests that
+    could not be run) stay nan and do not count in the family's size."""
+    p = [float(v) for v in pvalues]
+    idx = sorted((i for i, v in enumerate(p) if math.isfinite(v)), key=lambda i: p[i])
+    m = len(idx)
+    out = [math.nan] * len(p)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out

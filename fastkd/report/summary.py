@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from .common import done, finite
-from .tables import SIGNIFICANCE, VARIANT_NOTES
+from .stats import SIGNIFICANCE
+from .tables import VARIANT_NOTES
 
 
 def _values(records, get) -> list:
@@ -75,13 +76,15 @@ def _delta(row) -> str:
     return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
 
 
-def _p(row) -> str:
-    p = row.get("p_value")
-    if "p_value" not in row:
+def _p(row, key: str = "p_value") -> str:
+    """A p-value, 'undefined' where the test has no value (no spread in either cell), '-' where no
+    test was made."""
+    if key not in row:
         return "-"
+    p = row[key]
     if not finite(p):
-        return "n/a"
-    return f"{p:.3g}{' *' if row.get('significant') else ''}"
+        return "undefined"
+    return f"{p:.3g}{' *' if key == 'p_holm' and row.get('significant') else ''}"
 
 
 def _paper_section(tables: dict) -> list[str]:
@@ -99,13 +102,14 @@ def _paper_section(tables: dict) -> list[str]:
            "teachers (mixup, cutmix) distil worse students than the `none` teacher.", ""]
     if students:
         out += ["Students: difference from the student of the `none` teacher, in points, with its 95% confidence "
-                "interval (Welch); *confirmed*: the interval lies wholly on the side of 0 the paper reported.", "",
+                "interval (Welch); *confirmed*: the interval lies wholly on the side of 0 the paper reported and the "
+                "difference holds after Holm's adjustment for the comparisons sharing the reference cell.", "",
                 _table(students, [
                     ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
                     ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
                     ("paper's", lambda r: r["paper_augment"] + (" (mixed)" if r["mixed_sample"] else "")),
                     ("Δ pts [95% CI]", lambda r: span(r["delta_pts"], r["ci_low_pts"], r["ci_high_pts"])),
-                    ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
+                    ("p", _p), ("p Holm", lambda r: _p(r, "p_holm")),
                     ("paper Δ pts", lambda r: pts(r["paper_delta_pts"])),
                     ("same sign", lambda r: "yes" if r["same_sign"] else "no"),
                     ("confirmed", lambda r: "yes" if r["confirmed"] else "no")])]
@@ -116,7 +120,7 @@ def _paper_section(tables: dict) -> list[str]:
                     _table(calibrated, [
                         ("student", lambda r: r["student"]), ("teacher aug", lambda r: r["augment"]),
                         ("ΔECE pts [95% CI]", lambda r: span(r["ece_delta_pts"], r["ece_ci_low_pts"], r["ece_ci_high_pts"])),
-                        ("p", lambda r: f"{r['ece_p_value']:.3g}" if finite(r["ece_p_value"]) else "n/a"),
+                        ("p", lambda r: _p(r, "ece_p_value")), ("p Holm", lambda r: _p(r, "ece_p_holm")),
                         ("paper ΔECE pts", lambda r: pts(r["paper_ece_delta_pts"])),
                         ("confirmed", lambda r: "yes" if r["ece_confirmed"] else "no")])]
     if teachers:
@@ -167,7 +171,10 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
     if n > 1:
         delta_note = (f"Δ: difference in points from the student of the same teacher model and setting trained from the "
                       f"'{reference_augment}' teacher, with its {100 * (1 - SIGNIFICANCE):.0f}% confidence interval "
-                      f"(Welch); p: Welch's t-test on the seeds, * = p < {SIGNIFICANCE}.")
+                      f"(Welch); p: Welch's t-test on the seeds; p Holm: adjusted by Holm's method for the "
+                      "comparisons that share one reference cell (the family: the cells of one student model, teacher "
+                      f"model and distillation setting), * = adjusted p < {SIGNIFICANCE}; 'undefined': no seed-to-seed "
+                      "spread in either cell.")
     else:
         delta_note = (f"Δ: difference in points from the student of the '{reference_augment}' teacher. With one seed "
                       "per cell it is not testable: treat differences below a few points as noise.")
@@ -181,7 +188,8 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("teacher aug", lambda r: r["augment"]), ("distill", lambda r: r["distill"]),
                 ("seeds", lambda r: r["seeds"]), ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
                 ("Δ pts", _delta),
-                ("p", _p), ("agreement %", lambda r: _pct(r["agreement"], r["agreement_std"])),
+                ("p", _p), ("p Holm", lambda r: _p(r, "p_holm")),
+                ("agreement %", lambda r: _pct(r["agreement"], r["agreement_std"])),
                 ("CD softmax, paper", lambda r: _num(r["cd_softmax_paper"], r["cd_softmax_paper_std"])),
                 ("ECE %", lambda r: _pct(r["ece"], r["ece_std"]))])]
     out += _paper_section(tables)
@@ -199,7 +207,8 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("CD of", lambda r: r["cd_of"]),
                 ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),
                 ("points", lambda r: r["points"]), ("undefined", lambda r: r["undefined"]),
-                ("Spearman rho", lambda r: _num(r["spearman_rho"], digits=3)),
+                ("Spearman rho [95% CI]", lambda r: _num(r["spearman_rho"], digits=3) + (
+                    f" [{r['rho_ci_low']:+.2f}, {r['rho_ci_high']:+.2f}]" if finite(r["rho_ci_low"]) else "")),
                 ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a")])]
     if ctx["undefined"]:
         out += [f"{ctx['undefined']} CD value(s) are undefined (e.g. a network that predicts a single class has no "

@@ -19,9 +19,9 @@ import numpy as np
 from ..atomic import write_atomic
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
-from .stats import mean_std, spearman_test, welch_interval, welch_t_test
+from .stats import (SIGNIFICANCE, holm, mean_std, rank_correlation_interval, spearman_test, welch_interval,
+                    welch_t_test)
 
-SIGNIFICANCE = 0.05
 REPRESENTATIONS = ("softmax", "logits", "features")
 VARIANT_NOTES = {
     "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
@@ -75,8 +75,7 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
             delta, lo, hi, t, p = _versus(recs, ref, accuracy)
-            row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi,
-                    "welch_t": t, "p_value": p, "significant": bool(p < SIGNIFICANCE) if not math.isnan(p) else None}
+            row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi, "welch_t": t, "p_value": p}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
             delta, lo, hi, _, p = _versus(recs, ref, ece)
             row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
@@ -88,6 +87,8 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                          ("knn_accuracy_features", lambda r: r["analysis"]["knn"].get("accuracy_features"))):
             row[key], row[key + "_std"], _ = _agg(recs, get)
         s_rows.append(row)
+
+    _adjust_for_many_comparisons(s_rows)
 
     cd_rows, knn_rows, cal_rows = [], [], []
     for r in ok:
@@ -116,6 +117,23 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     return tables | {f"paper_{name}": rows for name, rows in paper.items()}
 
 
+def _adjust_for_many_comparisons(s_rows: list[dict]) -> None:
+    """Holm-adjusted p-values beside the raw ones. A family is every comparison with one reference
+    cell: the student cells of one student model, teacher model and distillation setting, each
+    tested against that setting's reference-teacher student; 'significant' uses the adjusted p."""
+    families = defaultdict(list)
+    for row in s_rows:
+        if "p_value" in row:
+            families[(row["student"], row["teacher"], row["distill"])].append(row)
+    for rows in families.values():
+        for key, adjusted in (("p_value", "p_holm"), ("ece_p_value", "ece_p_holm")):
+            for row, q in zip(rows, holm([r.get(key, math.nan) for r in rows])):
+                row[adjusted] = q
+        for row in rows:
+            row["family_size"] = len(rows)
+            row["significant"] = bool(row["p_holm"] < SIGNIFICANCE) if finite(row["p_holm"]) else None
+
+
 def cd_correlation(ok: list[dict]) -> list[dict]:
     """Spearman's rho between distilled students' accuracy and CD, per representation and variant,
     two ways: the students' own CD against their accuracy (one point per student), and the
@@ -138,8 +156,10 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
                 pts = [(cd_entry(r, rep, v).get("score"), accuracy_of(r)) for r in recs]
                 ok_pts = [p for p in pts if finite(p[0])]
                 rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
+                lo, hi = rank_correlation_interval(rho, len(ok_pts))
                 rows.append({"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
-                             "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "p_value": p})
+                             "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "rho_ci_low": lo,
+                             "rho_ci_high": hi, "p_value": p})
     return rows
 
 
