@@ -182,3 +182,33 @@ def test_reliability_points_sit_at_each_bins_mean_confidence(figures, tmp_path):
     line = next(a for a in figures["rel.png"].axes if a.get_legend()).lines[0]
     weighted = (0.83 * 40 + 0.87 * 60) / 100  # over the seeds, by the images in the bin
     assert line.get_xdata()[0] == pytest.approx(weighted) and line.get_xdata()[1] == pytest.approx(0.97)
+
+
+def test_with_several_teachers_a_cell_is_tested_on_its_teachers_not_its_students():
+    # two teachers a cell, three students each: students of one teacher agree closely, the teachers
+    # do not. Over the six students the naive test is 'significant'; over the teachers it is not.
+    from scipy import stats
+    from fastkd.report.tables import replicates, replication_unit
+    recs = []
+    means = {"none": (0.60, 0.64), "mixup": (0.57, 0.61)}
+    for aug, teacher_means in means.items():
+        for ti, tmean in enumerate(teacher_means):
+            for seed in range(3):
+                acc = tmean + 0.001 * (seed - 1)
+                recs.append({"id": f"student-lenet-kd-from-resnet8-{aug}-t{ti}-s{seed}", "kind": "student",
+                             "status": "done", "teacher_id": f"teacher-{aug}-t{ti}",
+                             "labels": {"teacher_model": "resnet8", "augment": aug, "seed": seed,
+                                        "student_model": "lenet", "distill": "kd"},
+                             "config": _cfg("lenet", 2), "metrics": {"test_accuracy": acc},
+                             "analysis": _analysis(acc, 0.02, 0.1, seed) | {"fidelity": {"agreement": 0.7, "kl": 0.3}}})
+    row = next(r for r in build_tables(recs)["students"] if r["augment"] == "mixup")
+    cell = [r for r in recs if r["labels"]["augment"] == "mixup"]
+    ref = [r for r in recs if r["labels"]["augment"] == "none"]
+    assert replication_unit(cell, ref) == "teacher" and row["unit"] == "teacher" and row["replicates"] == 2
+    teacher_level = stats.ttest_ind(means["mixup"], means["none"], equal_var=False)
+    assert row["p_value"] == pytest.approx(teacher_level.pvalue) and row["p_value"] > 0.05
+    naive = stats.ttest_ind([r["metrics"]["test_accuracy"] for r in cell],
+                            [r["metrics"]["test_accuracy"] for r in ref], equal_var=False)
+    assert naive.pvalue < 0.05  # what treating the six students as independent would have claimed
+    assert replicates(cell, lambda r: r["metrics"]["test_accuracy"], "seed") == \
+        [r["metrics"]["test_accuracy"] for r in cell]

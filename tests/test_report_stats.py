@@ -98,3 +98,27 @@ def test_rank_correlation_interval_is_fisher_z_with_the_bonett_wright_error():
     assert lo < rho < hi and all(math.isnan(v) for v in rank_correlation_interval(0.9, 3))
     # 7 points: an interval wide enough that 'no association' cannot be read from a small rho
     assert rank_correlation_interval(0.1, 7)[0] < -0.6
+
+
+def test_permuting_whole_teachers_where_the_naive_test_counts_students():
+    # three teachers, five students each: both CD and accuracy follow the teacher, so 15 points
+    # look strongly correlated, but only 3! = 6 pairings of teachers exist: p >= 1/6
+    from fastkd.report.stats import grouped_permutation_test
+    rng = np.random.default_rng(0)
+    teacher = np.repeat([0, 1, 2], 5)
+    x = teacher + 0.05 * rng.normal(size=15)
+    y = teacher + 0.05 * rng.normal(size=15)
+    assert stats.spearmanr(x, y).pvalue < 0.001
+    rho, p = grouped_permutation_test(x, y, teacher)
+    assert rho == pytest.approx(stats.spearmanr(x, y).statistic)
+    # by hand: every pairing of the teachers' y-blocks with their x-blocks
+    import itertools
+    rhos = [abs(stats.spearmanr(x, np.concatenate([y[teacher == t] for t in order])).statistic)
+            for order in itertools.permutations(range(3))]
+    assert p == pytest.approx(np.mean([r >= abs(rho) - 1e-12 for r in rhos])) and p > 0.05
+    # with many teachers the permutations are sampled, seeded
+    many = np.repeat(np.arange(9), 2)
+    a, b = rng.normal(size=18), rng.normal(size=18)
+    r1, p1 = grouped_permutation_test(a, b, many, max_permutations=500, seed=3)
+    assert (r1, p1) == grouped_permutation_test(a, b, many, max_permutations=500, seed=3) and 0 < p1 <= 1
+    assert math.isnan(grouped_permutation_test(x, y, np.zeros(15))[1])  # one teacher: nothing to permute

@@ -111,3 +111,47 @@ def holm(pvalues) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return out
+
+
+def grouped_permutation_test(x, y, groups, *, max_permutations: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """(Spearman's rho over all points, two-sided p) where the p-value comes from permuting whole
+    groups, not points: the points of one group (the students of one teacher) are not independent,
+    so the null distribution pairs each group's x-values with another group's y-values, in their
+    order, among groups of the same size. Every such permutation is tried when there are at most
+    ``max_permutations`` (the identity included: p >= 1 / their number), else a seeded sample of them
+    (p = (1 + as extreme) / (1 + drawn)). nan for < 3 points, or fewer than 2 groups of one size."""
+    import itertools
+    rho, _ = spearman_test(x, y)
+    if not math.isfinite(rho):
+        return math.nan, math.nan
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    strata: dict = {}
+    for idx in members.values():
+        strata.setdefault(len(idx), []).append(idx)
+    movable = [blocks for blocks in strata.values() if len(blocks) >= 2]
+    if not movable:
+        return rho, math.nan
+    total = math.prod(math.factorial(len(b)) for b in movable)
+    exact = total <= max_permutations
+    if exact:
+        orders = [sum(combo, ()) for combo in itertools.product(
+            *(itertools.permutations(range(len(b))) for b in movable))]
+    else:
+        rng = np.random.default_rng(seed)
+        orders = [sum((tuple(rng.permutation(len(b))) for b in movable), ()) for _ in range(max_permutations)]
+    # one row of y-indices per permutation: group blocks[k] takes the y-values of group blocks[order[k]]
+    n = len(tie_aware_ranks(y))
+    index = np.tile(np.arange(n), (len(orders), 1))
+    offset = 0
+    for blocks in movable:
+        for k, dest in enumerate(blocks):
+            src = np.array([blocks[o] for o in np.asarray(orders)[:, offset + k]])
+            index[:, dest] = src
+        offset += len(blocks)
+    rx, ry = tie_aware_ranks(x), tie_aware_ranks(y)[index]  # permuting values permutes their ranks
+    rx, ry = rx - rx.mean(), ry - ry.mean(1, keepdims=True)
+    rhos = (ry @ rx) / np.sqrt((ry * ry).sum(1) * (rx @ rx))
+    extreme = int((np.abs(rhos) >= abs(rho) - 1e-12).sum())  # ties with the observed value count as extreme
+    return rho, extreme / total if exact else (1 + extreme) / (1 + max_permutations)

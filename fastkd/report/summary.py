@@ -171,7 +171,10 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
     if n > 1:
         delta_note = (f"Δ: difference in points from the student of the same teacher model and setting trained from the "
                       f"'{reference_augment}' teacher, with its {100 * (1 - SIGNIFICANCE):.0f}% confidence interval "
-                      f"(Welch); p: Welch's t-test on the seeds; p Holm: adjusted by Holm's method for the "
+                      "(Welch); p: Welch's t-test. The unit of replication is the teacher where every cell holds "
+                      "students of 2 or more teachers (each teacher's students are averaged first: students of one "
+                      "teacher share its training draw and are not independent), else the student seed (the teachers' "
+                      "own seed-to-seed variance is then not in the test). p Holm: adjusted by Holm's method for the "
                       "comparisons that share one reference cell (the family: the cells of one student model, teacher "
                       f"model and distillation setting), * = adjusted p < {SIGNIFICANCE}; 'undefined': no seed-to-seed "
                       "spread in either cell.")
@@ -202,7 +205,9 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
             "two ways: CD of the *student*'s own outputs against its accuracy (one point per student; a more "
             "accurate network separates classes better by construction, so this mostly restates accuracy), and CD "
             "of the *teacher* against the mean accuracy of its distilled students (one point per teacher: does a "
-            "property of the teacher predict its students?). The from-scratch students are left out.", "",
+            "property of the teacher predict its students?). The from-scratch students are left out. The students "
+            "of one teacher are not independent points: the students' p comes from permuting whole teachers, and "
+            "every interval (Fisher z, Bonett-Wright error) counts teachers, not students.", "",
             _table(tables["cd_correlation"], [
                 ("CD of", lambda r: r["cd_of"]),
                 ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),

@@ -19,8 +19,8 @@ import numpy as np
 from ..atomic import write_atomic
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
-from .stats import (SIGNIFICANCE, holm, mean_std, rank_correlation_interval, spearman_test, welch_interval,
-                    welch_t_test)
+from .stats import (SIGNIFICANCE, grouped_permutation_test, holm, mean_std, rank_correlation_interval,
+                    spearman_test, welch_interval, welch_t_test)
 
 REPRESENTATIONS = ("softmax", "logits", "features")
 VARIANT_NOTES = {
@@ -37,12 +37,39 @@ def _agg(recs, get):
     return mean_std([get(r) for r in recs if finite(get(r))])
 
 
-def _versus(recs, ref, get) -> tuple[float, float, float, float, float]:
+def _by_teacher(recs, get) -> dict:
+    groups = defaultdict(list)
+    for r in recs:
+        if finite(get(r)):
+            groups[r.get("teacher_id")].append(get(r))
+    return groups
+
+
+def replicates(recs, get, unit: str) -> list[float]:
+    """A cell's independent values: each teacher's mean over its students (``unit="teacher"``), or
+    each run's value (``"seed"``)."""
+    groups = _by_teacher(recs, get)
+    if unit == "teacher":
+        return [float(np.mean(v)) for v in groups.values()]
+    return [v for values in groups.values() for v in values]
+
+
+def replication_unit(*cells) -> str:
+    """The unit a comparison of student cells is tested on: the teacher when every cell holds
+    students of two or more teachers (students of one teacher share its training draw, so they
+    are not independent: each teacher's students are averaged first), else the student seed (the
+    teachers' own seed-to-seed variance is then not in the test)."""
+    return "teacher" if all(len(_by_teacher(c, accuracy)) >= 2 and None not in _by_teacher(c, accuracy)
+                            for c in cells) else "seed"
+
+
+def _versus(recs, ref, get) -> tuple[float, float, float, float, float, str]:
     """A cell against its reference cell on one metric: (difference of means, its confidence interval
-    at 1 - SIGNIFICANCE, Welch's t and p)."""
-    values, ref_values = [get(r) for r in recs], [get(r) for r in ref]
+    at 1 - SIGNIFICANCE, Welch's t and p, the unit of replication)."""
+    unit = replication_unit(recs, ref)
+    values, ref_values = replicates(recs, get, unit), replicates(ref, get, unit)
     lo, hi = welch_interval(values, ref_values, 1 - SIGNIFICANCE)
-    return (mean_std(values)[0] - mean_std(ref_values)[0], lo, hi) + welch_t_test(values, ref_values)
+    return (mean_std(values)[0] - mean_std(ref_values)[0], lo, hi) + welch_t_test(values, ref_values) + (unit,)
 
 
 def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
@@ -74,10 +101,11 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                "test_accuracy_std": s}
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
-            delta, lo, hi, t, p = _versus(recs, ref, accuracy)
-            row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi, "welch_t": t, "p_value": p}
+            delta, lo, hi, t, p, unit = _versus(recs, ref, accuracy)
+            row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi, "welch_t": t, "p_value": p,
+                    "unit": unit, "replicates": len(replicates(recs, accuracy, unit))}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
-            delta, lo, hi, _, p = _versus(recs, ref, ece)
+            delta, lo, hi, _, p, _ = _versus(recs, ref, ece)
             row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
         for key, get in (("ece", ece),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),
@@ -148,18 +176,24 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
     teachers = [r for r in ok if r["kind"] == "teacher" and r["id"] in by_teacher]
     sides = (("student", distilled, accuracy),
              ("teacher", teachers, lambda r: float(np.mean(by_teacher[r["id"]]))))
+    # a teacher's students are not independent points: the students' p permutes whole teachers
     variants = sorted({v for r in distilled + teachers for rep in r["analysis"]["class_discrimination"].values()
                        for v in rep})
     for side, recs, accuracy_of in sides:
         for rep in REPRESENTATIONS:
             for v in variants:
-                pts = [(cd_entry(r, rep, v).get("score"), accuracy_of(r)) for r in recs]
+                pts = [(cd_entry(r, rep, v).get("score"), accuracy_of(r), r.get("teacher_id")) for r in recs]
                 ok_pts = [p for p in pts if finite(p[0])]
-                rho, p = spearman_test([a for a, _ in ok_pts], [b for _, b in ok_pts])
-                lo, hi = rank_correlation_interval(rho, len(ok_pts))
+                cds, accs = [a for a, _, _ in ok_pts], [b for _, b, _ in ok_pts]
+                if side == "student":
+                    rho, p = grouped_permutation_test(cds, accs, [t for _, _, t in ok_pts])
+                    independent = len({t for _, _, t in ok_pts})
+                else:
+                    (rho, p), independent = spearman_test(cds, accs), len(ok_pts)
+                lo, hi = rank_correlation_interval(rho, independent)  # as wide as the teachers make it
                 rows.append({"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
-                             "undefined": len(pts) - len(ok_pts), "spearman_rho": rho, "rho_ci_low": lo,
-                             "rho_ci_high": hi, "p_value": p})
+                             "teachers": independent, "undefined": len(pts) - len(ok_pts), "spearman_rho": rho,
+                             "rho_ci_low": lo, "rho_ci_high": hi, "p_value": p})
     return rows
 
 
