@@ -212,3 +212,14 @@ def test_with_several_teachers_a_cell_is_tested_on_its_teachers_not_its_students
     assert naive.pvalue < 0.05  # what treating the six students as independent would have claimed
     assert replicates(cell, lambda r: r["metrics"]["test_accuracy"], "seed") == \
         [r["metrics"]["test_accuracy"] for r in cell]
+
+
+def test_students_are_drawn_on_their_own_axis(figures, tmp_path):
+    # one axis spanning teachers (60-80%) and students (35-50%) flattened the students differences
+    P.plot_accuracy_by_augment(build_tables(grid_records()), tmp_path / "acc.png")
+    fig = figures["acc.png"]
+    panel = next(a for a in fig.axes if a.get_title() == "teacher model resnet8")
+    twin = next(a for a in fig.axes if a is not panel and a.bbox.bounds == panel.bbox.bounds)
+    lo, hi = twin.get_ylim()
+    assert 30 <= lo and hi <= 55 < panel.get_ylim()[0]  # each axis spans its own networks (scratch: 35%)
+    assert twin.get_ylabel() == "student test accuracy (%)"

@@ -31,9 +31,14 @@ def _save(fig, path: Path, dpi: int = 120) -> None:
     _plt().close(fig)
 
 
-def _legend(ax, size: int) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=size)
+def _legend(ax, size: int, *others) -> None:
+    """One legend on ``ax`` for its lines and those of ``others`` (twin axes of the same panel)."""
+    handles, labels = [], []
+    for a in (ax, *others):
+        h, lab = a.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    if handles:
+        ax.legend(handles, labels, fontsize=size)
     else:
         ax.text(0.5, 0.5, "nothing to show (no values computed)", ha="center", va="center", transform=ax.transAxes)
 
@@ -49,7 +54,9 @@ def _panels(plt, count: int, width=5.2, height=4.2):
 
 def plot_accuracy_by_augment(tables: dict, path: Path) -> str:
     """The paper's figure, one panel per teacher model: the teacher's and each distilled
-    student's test accuracy across the teacher's augmentations; from-scratch students as bands."""
+    student's test accuracy across the teacher's augmentations; from-scratch students as bands.
+    Students have their own axis (right): on one axis spanning teachers and students, the few
+    points students differ by are flattened."""
     plt = _plt()
     teacher_models = sorted({r["teacher"] for r in tables["teachers"]} |
                             {r["teacher"] for r in tables["students"] if r["distill"] != "scratch"})
@@ -59,41 +66,43 @@ def plot_accuracy_by_augment(tables: dict, path: Path) -> str:
         augs = sorted({r["augment"] for r in tables["teachers"] + tables["students"]
                        if r["teacher"] == tm and r["augment"] != "scratch"}, key=augment_rank)
         xs = np.arange(len(augs))
+        student_ax = ax.twinx()
 
-        def line(rows, label, **kw):
+        def line(rows, label, on=ax, **kw):
             by = {r["augment"]: r for r in rows}
             ys = [100 * by[a]["test_accuracy"] if a in by else np.nan for a in augs]
             es = [100 * by[a]["test_accuracy_std"] if a in by and finite(by[a]["test_accuracy_std"]) else 0 for a in augs]
             n = sorted({by[a]["seeds"] for a in augs if a in by})
-            ax.errorbar(xs, ys, yerr=es, capsize=3, label=f"{label} (n={'/'.join(map(str, n))})", **kw)
+            on.errorbar(xs, ys, yerr=es, capsize=3, label=f"{label} (n={'/'.join(map(str, n))})", **kw)
 
         line([r for r in tables["teachers"] if r["teacher"] == tm], f"teacher {tm}", marker="s", color="black", lw=2)
         keys = sorted({(r["student"], r["distill"]) for r in tables["students"]
                        if r["teacher"] == tm and r["distill"] != "scratch"})
         for i, (sm, dname) in enumerate(keys):
             line([r for r in tables["students"] if (r["student"], r["distill"], r["teacher"]) == (sm, dname, tm)],
-                 student_label(sm, tm, dname), marker=MARKERS[i % len(MARKERS)], color=f"C{i}")
+                 student_label(sm, tm, dname), on=student_ax, marker=MARKERS[i % len(MARKERS)], color=f"C{i}")
         scratch_styles = [":", (0, (1, 4)), (0, (3, 3))]
         for j, r in enumerate(s for s in scratch if s["student"] in {k[0] for k in keys}):
             m, sd = 100 * r["test_accuracy"], 100 * r["test_accuracy_std"] if finite(r["test_accuracy_std"]) else 0.0
             colour = augment_colour("scratch")
-            ax.axhline(m, ls=scratch_styles[j % 3], color=colour, lw=1.5,
-                       label=f"{r['student']} from scratch (mean ± std band, n={r['seeds']})")
+            student_ax.axhline(m, ls=scratch_styles[j % 3], color=colour, lw=1.5,
+                               label=f"{r['student']} from scratch (mean ± std band, n={r['seeds']})")
             if sd:
-                ax.axhspan(m - sd, m + sd, color=colour, alpha=0.12)
+                student_ax.axhspan(m - sd, m + sd, color=colour, alpha=0.12)
         ax.set_xticks(list(xs), augs, rotation=20)
         for tick, a in zip(ax.get_xticklabels(), augs):
             tick.set_color(augment_colour(a))
         ax.set_xlabel("teacher's training augmentation")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("teacher test accuracy (%)")
+        student_ax.set_ylabel("student test accuracy (%)")
         ax.set_title(f"teacher model {tm}")
         ax.grid(alpha=0.3)
-        _legend(ax, 7)
+        _legend(ax, 7, student_ax)
     fig.suptitle("Test accuracy by the teacher's augmentation\n(error bars: sample std over n seeds)", fontsize=11)
     fig.tight_layout()
     _save(fig, path)
-    return ("teacher and distilled-student test accuracy by the teacher's augmentation, one panel per teacher "
-            "model; from-scratch students as dotted lines with their std band")
+    return ("teacher (left axis) and distilled-student (right axis) test accuracy by the teacher's augmentation, "
+            "one panel per teacher model; from-scratch students as dotted lines with their std band")
 
 
 def plot_cd_vs_accuracy(records: list[dict], path: Path, rep: str = "softmax", variant: str = "paper") -> str:
