@@ -39,6 +39,9 @@ def test_grid_ledger_report_and_significance(tmp_path):
                  "calibration_fidelity.csv", "tables.json", "accuracy_by_augment.png", "cd_vs_student_accuracy.png",
                  "reliability.png"):
         assert (tmp_path / "report" / name).is_file(), name
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert str(tmp_path) not in summary  # no folder of this machine in a report meant to be committed
+    assert "- Data: sample (content " in summary and "torch kernels" in summary and "threads" in summary
     tables = json.loads((tmp_path / "report" / "tables.json").read_text())
     row = next(r for r in tables["students"] if r["augment"] == "mixup")
     accs = [r["metrics"]["test_accuracy"] for r in records if r["id"].startswith("student-lenet-kd-from-resnet8-mixup")]

@@ -37,10 +37,13 @@ def study_context(records: list[dict]) -> dict:
     students = [r for r in ok if r["kind"] == "student"]
     cells = Counter((r["kind"], r["config"]["model"], r["labels"].get("teacher_model"), r["labels"]["augment"],
                      r["labels"].get("distill")) for r in ok)
-    data = _values(ok, lambda r: (r["config"]["data"]["name"], r["config"]["data"].get("path")))
+    # the data by name and content, not by path: a committed report names no folder of one machine
+    data = _values(ok, lambda r: (r["config"]["data"]["name"], r.get("identity_fields", {}).get("data")))
     sizes = _values(ok, lambda r: tuple(sorted(r["metrics"]["data_sizes"].items())))
+    machines = _values(ok, lambda r: _machine(r.get("environment", {}).get("hardware", {})))
     return {
-        "data": [f"{n}" + (f" ({p})" if p else "") for n, p in data],
+        "data": [f"{n}" + (f" (content {fp.split(':')[-1][:12]})" if fp else "") for n, fp in data],
+        "machines": [m for m in machines if m],
         "sizes": [", ".join(f"{k} {v:,}" for k, v in s) for s in sizes],
         "teacher_epochs": _values(teachers, lambda r: r["config"]["train"]["epochs"]),
         "student_epochs": _values(students, lambda r: r["config"]["train"]["epochs"]),
@@ -54,6 +57,16 @@ def study_context(records: list[dict]) -> dict:
         "undefined": sum(1 for r in ok for rep in r["analysis"]["class_discrimination"].values()
                          for v in rep.values() if "score" not in v),
     }
+
+
+def _machine(hw: dict) -> str:
+    """Where a run computed: the CPU, the instruction set of torch's CPU kernels, the threads; or the GPUs."""
+    if hw.get("gpus"):
+        return ", ".join(hw["gpus"])
+    if not hw.get("cpu"):
+        return ""
+    kernels = f", torch kernels {hw['cpu_capability']}" if hw.get("cpu_capability") else ""
+    return f"{hw['cpu']}{kernels}, {hw.get('torch_threads', '?')} threads"
 
 
 def _pct(mean, std=None) -> str:
@@ -158,6 +171,9 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
            f" checkpoint selection: {_one_or_list(ctx['select'])}; validation split: "
            f"{_one_or_list(ctx['val_split'])} (0 = none)",
            f"- Distillation: {distill or '-'}",
+           f"- Machine: {_one_or_list(ctx['machines']) if ctx['machines'] else 'not recorded'}. CPU results repeat bit "
+           "for bit on the same CPU family, kernels and thread count; on another CPU they move by seed-noise amounts "
+           "(compare results of different CPU families as different machines)",
            f"- Accuracies are test-set percentages; {spread}.", ""]
     out += ["## Teachers", "",
             "Test accuracy, expected calibration error (ECE, %), and the class discrimination of the "
