@@ -232,3 +232,16 @@ def test_ray_runs_without_gpus_train_on_the_cpu_and_gpu_tasks_get_fresh_workers(
     cpu = task_options(gpus_per_run=0, cpus_per_run=1, threads=2, max_retries=3)
     assert gpu["max_calls"] == 1 and gpu["num_gpus"] == 0.5 and "runtime_env" not in gpu
     assert "max_calls" not in cpu and cpu["runtime_env"]["env_vars"]["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_a_failure_of_the_ray_cluster_ends_in_one_line_and_a_task_bug_keeps_its_traceback():
+    # killing Ray's dashboard agent mid-study ended the command in a traceback (the rerun recovered)
+    ray = pytest.importorskip("ray")
+    from fastkd.errors import FastkdError
+    from fastkd.study.ray_executor import cluster_failures_named
+    with pytest.raises(FastkdError, match=r"the Ray cluster failed \(RaySystemError: .*raylet.*run the same command"):
+        with cluster_failures_named(ray):
+            raise ray.exceptions.RaySystemError("the local raylet died")
+    with pytest.raises(ZeroDivisionError):  # not the cluster's failure: left as it is
+        with cluster_failures_named(ray):
+            raise ZeroDivisionError

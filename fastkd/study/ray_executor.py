@@ -12,6 +12,7 @@ for, not trained twice. Run folders must be on a file system every worker sees: 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -98,6 +99,21 @@ def _probe_task(path: str, token: str) -> str:
     return socket.gethostname()
 
 
+@contextlib.contextmanager
+def cluster_failures_named(ray):
+    """A failure of the Ray cluster itself (its raylet, dashboard agent or GCS killed, a node lost)
+    ends the study with one line naming it: recorded runs are kept and the same command resumes.
+    An exception a task raised (a bug in fastkd) keeps its traceback."""
+    try:
+        yield
+    except ray.exceptions.RayTaskError:
+        raise
+    except (ray.exceptions.RayError, ConnectionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise RunDirError(f"the Ray cluster failed ({type(exc).__name__}: {first}); recorded runs are kept: run the "
+                          "same command again to finish the study") from exc
+
+
 def check_shared_filesystem(ray, out: Path) -> None:
     """Every node writes a probe file under ``out``; the driver must read each one back."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -126,7 +142,6 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
                retry_failed: bool = False, address: str | None = None, gpus_per_run: float | None = None,
                cpus_per_run: float = 1.0, threads_per_run: int | None = None, num_cpus: int | None = None,
                max_retries: int = 3) -> None:
-    from .runner import _record, needs_running, record_result
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -134,56 +149,66 @@ def run_on_ray(runs: list[RunSpec], identities: dict, sc: StudyConfig, out: Path
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:
-        out = out.resolve()
-        check_shared_filesystem(ray, out)
-        threads = threads_per_run or max(1, int(cpus_per_run))
-        gpus_per_run = resolve_gpus_per_run(gpus_per_run, ray.cluster_resources().get("GPU", 0))
-        devices = {r.id: task_device(r.config.device, gpus_per_run) for r in runs}  # refused before any run starts
-        log.info("ray: %s GPU(s) per run", gpus_per_run)
-        task = ray.remote(_train_task).options(**task_options(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
-                                                              threads=threads, max_retries=max_retries))
-        todo = {r.id: r for r in runs if needs_running(r, identities[r.id], ledger, retry_failed=retry_failed)}
-        pending: dict = {}  # object ref -> run
-
-        def submit(run: RunSpec) -> None:
-            log.info("submitted %s", run.id)
-            ref = task.remote(run.config.to_dict(), str(out / "runs" / run.id), run.kind, sc.knn_k,
-                              list(sc.cd_variants), threads, devices[run.id])
-            pending[ref] = run
-            todo.pop(run.id)
-
-        def ready(run: RunSpec) -> str:
-            """'yes' to submit, 'no' to wait for its teacher, 'skip' when the teacher failed."""
-            if not run.teacher_id:
-                return "yes"
-            rec = ledger.get(run.teacher_id, set_aside=False)
-            if rec and rec["status"] == "done":
-                return "yes"
-            if run.teacher_id in todo or any(r.id == run.teacher_id for r in pending.values()):
-                return "no"
-            return "skip"
-
-        while todo or pending:
-            for run in list(todo.values()):
-                state = ready(run)
-                if state == "yes":
-                    submit(run)
-                elif state == "skip":
-                    ledger.put(_record(run, identities[run.id], "skipped", error=f"teacher {run.teacher_id} did not finish"))
-                    todo.pop(run.id)
-            if not pending:
-                continue
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                run = pending.pop(ref)
-                try:
-                    result = ray.get(ref)  # a bug in fastkd (any exception a task raises) stops the driver here
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                        ray.exceptions.OutOfMemoryError) as exc:  # the machine failed, more often than retried
-                    result = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                              "environmental": True}  # the next plain run of the command tries it again
-                record_result(run, identities[run.id], result, ledger)
-                log.info("%s %s", result["status"], run.id)
+        with cluster_failures_named(ray):
+            _drive(ray, runs, identities, sc, out, ledger, retry_failed=retry_failed, gpus_per_run=gpus_per_run,
+                   cpus_per_run=cpus_per_run, threads_per_run=threads_per_run, max_retries=max_retries)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _drive(ray, runs, identities, sc, out: Path, ledger: Ledger, *, retry_failed, gpus_per_run, cpus_per_run,
+           threads_per_run, max_retries) -> None:
+    """Submit every run that needs running, students once their teacher is recorded done; record
+    each result as it comes."""
+    from .runner import _record, needs_running, record_result
+    out = out.resolve()
+    check_shared_filesystem(ray, out)
+    threads = threads_per_run or max(1, int(cpus_per_run))
+    gpus_per_run = resolve_gpus_per_run(gpus_per_run, ray.cluster_resources().get("GPU", 0))
+    devices = {r.id: task_device(r.config.device, gpus_per_run) for r in runs}  # refused before any run starts
+    log.info("ray: %s GPU(s) per run", gpus_per_run)
+    task = ray.remote(_train_task).options(**task_options(gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                                                          threads=threads, max_retries=max_retries))
+    todo = {r.id: r for r in runs if needs_running(r, identities[r.id], ledger, retry_failed=retry_failed)}
+    pending: dict = {}  # object ref -> run
+
+    def submit(run: RunSpec) -> None:
+        log.info("submitted %s", run.id)
+        ref = task.remote(run.config.to_dict(), str(out / "runs" / run.id), run.kind, sc.knn_k,
+                          list(sc.cd_variants), threads, devices[run.id])
+        pending[ref] = run
+        todo.pop(run.id)
+
+    def ready(run: RunSpec) -> str:
+        """'yes' to submit, 'no' to wait for its teacher, 'skip' when the teacher failed."""
+        if not run.teacher_id:
+            return "yes"
+        rec = ledger.get(run.teacher_id, set_aside=False)
+        if rec and rec["status"] == "done":
+            return "yes"
+        if run.teacher_id in todo or any(r.id == run.teacher_id for r in pending.values()):
+            return "no"
+        return "skip"
+
+    while todo or pending:
+        for run in list(todo.values()):
+            state = ready(run)
+            if state == "yes":
+                submit(run)
+            elif state == "skip":
+                ledger.put(_record(run, identities[run.id], "skipped", error=f"teacher {run.teacher_id} did not finish"))
+                todo.pop(run.id)
+        if not pending:
+            continue
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            run = pending.pop(ref)
+            try:
+                result = ray.get(ref)  # a bug in fastkd (any exception a task raises) stops the driver here
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                    ray.exceptions.OutOfMemoryError) as exc:  # the machine failed, more often than retried
+                result = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                          "environmental": True}  # the next plain run of the command tries it again
+            record_result(run, identities[run.id], result, ledger)
+            log.info("%s %s", result["status"], run.id)
