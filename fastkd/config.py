@@ -23,6 +23,7 @@ import yaml
 
 from .errors import ConfigError
 from .fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from .data.decode import MAX_PIXELS
 from .data.loading import DATASETS
 from .losses import REDUCTIONS
 from .pipelines.spec import AugParams
@@ -50,7 +51,7 @@ class _DataFields:
     on_corrupt: Literal["error", "skip"] = "error"
     # larger images are refused (or, with on_corrupt=skip, skipped and counted) before they are decoded.
     # Execution-only, so adding it changed no run's identity; a run that skips such images records how many
-    max_pixels: int = opt(40_000_000, range=AT_LEAST_ONE, execution=True)
+    max_pixels: int = opt(MAX_PIXELS, range=AT_LEAST_ONE, execution=True)
     mean: list[float] | None = None  # override the normalisation statistics (3 values in [0, 1])
     std: list[float] | None = None  # (3 values > 0)
     num_workers: int = opt(4, range=NON_NEGATIVE, execution=True)  # dataloader workers / DALI, FFCV threads

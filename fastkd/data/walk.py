@@ -36,9 +36,9 @@ def walk_files(top: Path, *, within: Path | None = None, on_problem: Callable[[T
                limit: int = MAX_ENTRIES) -> Iterator[tuple[str, bool]]:
     """``(path, is_link)`` of every file below ``top``, in sorted depth-first order.
 
-    ``within``: links (to folders, and to files in ``within``'s parent tree, see
-    :func:`link_target_problem`) must stay inside it. ``on_problem`` is called for each link not
-    followed; the default raises a DataError naming it.
+    ``within``: links to folders must stay inside it (file links are the caller's to judge, see
+    :func:`link_target_problem`). ``on_problem`` is called for each folder not followed; the
+    default raises a DataError naming it.
     """
     top = Path(top)
     visited: set[tuple[int, int]] = set()

@@ -142,15 +142,16 @@ def grouped_permutation_test(x, y, groups, *, max_permutations: int = 10_000, se
         rng = np.random.default_rng(seed)
         orders = [sum((tuple(rng.permutation(len(b))) for b in movable), ()) for _ in range(max_permutations)]
     # one row of y-indices per permutation: group blocks[k] takes the y-values of group blocks[order[k]]
-    n = len(tie_aware_ranks(y))
-    index = np.tile(np.arange(n), (len(orders), 1))
+    rx, ry_points = tie_aware_ranks(x), tie_aware_ranks(y)
+    orders = np.asarray(orders)
+    index = np.tile(np.arange(len(ry_points)), (len(orders), 1))
     offset = 0
     for blocks in movable:
+        members_of = np.asarray(blocks)  # (groups of this size, size): the points of each group
         for k, dest in enumerate(blocks):
-            src = np.array([blocks[o] for o in np.asarray(orders)[:, offset + k]])
-            index[:, dest] = src
+            index[:, dest] = members_of[orders[:, offset + k]]
         offset += len(blocks)
-    rx, ry = tie_aware_ranks(x), tie_aware_ranks(y)[index]  # permuting values permutes their ranks
+    ry = ry_points[index]  # permuting values permutes their ranks
     rx, ry = rx - rx.mean(), ry - ry.mean(1, keepdims=True)
     rhos = (ry @ rx) / np.sqrt((ry * ry).sum(1) * (rx @ rx))
     extreme = int((np.abs(rhos) >= abs(rho) - 1e-12).sum())  # ties with the observed value count as extreme

@@ -59,8 +59,8 @@ def replication_unit(*cells) -> str:
     students of two or more teachers (students of one teacher share its training draw, so they
     are not independent: each teacher's students are averaged first), else the student seed (the
     teachers' own seed-to-seed variance is then not in the test)."""
-    return "teacher" if all(len(_by_teacher(c, accuracy)) >= 2 and None not in _by_teacher(c, accuracy)
-                            for c in cells) else "seed"
+    groups = [_by_teacher(c, accuracy) for c in cells]
+    return "teacher" if all(len(g) >= 2 and None not in g for g in groups) else "seed"
 
 
 def _versus(recs, ref, get) -> tuple[float, float, float, float, float, str]:
