@@ -143,7 +143,8 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study(extra=TINY | {"common": {"train.lrr": 1}})
     with pytest.raises(ConfigError, match="available: .*demo"):
         load_study("nope")
-    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd", "cifar10-cpu"):
+    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd", "cifar10-cpu",
+                 "cifar10-scarce"):
         load_study(name)
     with pytest.raises(ConfigError, match="teacher_seeds: must be between 1 and seeds \\(2\\), got 3"):
         load_study(extra=TINY | {"seeds": 2, "teacher_seeds": 3})
