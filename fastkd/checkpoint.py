@@ -24,7 +24,6 @@ from .atomic import describe_os_error, write_atomic
 from .errors import CheckpointError
 
 STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
-LEGACY_STATE = "state.pt"  # pickles written by fastkd < 0.2: never loaded
 
 
 def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -147,15 +146,11 @@ def save_state(state: dict, folder: Path) -> None:
 
 def has_state(folder: Path) -> bool:
     folder = Path(folder)
-    return ((folder / STATE_TENSORS).is_file() and (folder / STATE_JSON).is_file()) or (folder / LEGACY_STATE).is_file()
+    return (folder / STATE_TENSORS).is_file() and (folder / STATE_JSON).is_file()
 
 
 def load_state(folder: Path) -> dict:
     folder = Path(folder)
-    if not (folder / STATE_JSON).is_file() and (folder / LEGACY_STATE).is_file():
-        raise CheckpointError(f"{folder / LEGACY_STATE}: a pickled training state (older fastkd, or not fastkd's); it "
-                              "is not loaded because unpickling can run arbitrary code. Delete "
-                              f"{folder} to restart the run from its beginning, or pass --overwrite")
     try:
         tensors = load_bytes((folder / STATE_TENSORS).read_bytes())
         tree = json.loads((folder / STATE_JSON).read_text())

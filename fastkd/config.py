@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import re
 import types
@@ -139,11 +137,6 @@ class Config:
     def identity_fields(self) -> dict:
         """The config without its execution-only fields: what changes the run's results."""
         return _without_execution(self)
-
-    def digest(self) -> str:
-        """Short hash of the identity fields: equal digests, equal computations (given the same
-        data and teacher; the run's full identity adds those, see fastkd.identity)."""
-        return hashlib.sha256(json.dumps(self.identity_fields(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _without_execution(obj) -> dict:

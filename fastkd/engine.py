@@ -26,6 +26,8 @@ from .objectives import objective_for
 from .runrecord import RunMetrics
 from .runsetup import build_run_setup
 from .optim import build_optimizer, build_scheduler
+from .progress import bar as progress_bar
+from .progress import bars_wanted
 from .pipelines import backend_reads
 from .pipelines import require as require_backend
 from .rundir import RunDir, write_json
@@ -352,10 +354,10 @@ class Trainer:
         if cfg.track.trackers:
             acc.init_trackers(cfg.track.project, config=_flat(cfg.to_dict()))
         from tqdm.auto import tqdm
+        shown = self.progress and self.main and bars_wanted()
         for epoch in range(start_epoch, cfg.train.epochs):
-            shown = self.progress and self.main
-            bar = tqdm(total=self.steps_per_epoch, desc=f"{self.kind} {cfg.model} epoch {epoch + 1}/{cfg.train.epochs}",
-                       leave=False, dynamic_ncols=True) if shown else None
+            bar = progress_bar(total=self.steps_per_epoch, desc=f"{self.kind} {cfg.model} epoch {epoch + 1}/{cfg.train.epochs}",
+                               leave=False, dynamic_ncols=True) if shown else None
             try:
                 record = self._train_epoch(epoch, bar)
             finally:

@@ -93,14 +93,6 @@ class RunDir:
     def _is_empty(self) -> bool:
         return not self.path.exists() or all(p.name == LOCK_NAME for p in self.path.iterdir())
 
-    def _legacy(self) -> bool:
-        """A folder written by fastkd before run.json carried a format marker."""
-        try:
-            old = json.loads(self.run_json.read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(old, dict) and "config_hash" in old and "kind" in old and self.config.is_file()
-
     # ---- opening a run (the caller holds the lock) ---------------------------------------------
     def open(self, identity: dict, cfg_dict: dict, *, overwrite: bool, info: dict | None = None) -> str:
         """'new', 'resume' or 'done' for the run ``identity``, after checking the folder's owner."""
@@ -110,23 +102,22 @@ class RunDir:
         if self._is_empty():
             return self._start(identity, cfg_dict, info)
         marker = self.read_marker()
-        if marker is None and not self._legacy():
+        if marker is None:
             raise RunDirError(f"{self.path} exists, is not empty and is not a fastkd run folder (no run.json written by "
                               "fastkd); nothing in it was changed. Choose another --out, or empty it yourself")
         sweep_temporaries(self.path)
         sweep_temporaries(self.checkpoints)
-        if marker is not None and marker["identity"] == key:
+        if marker["identity"] == key:
             if self.is_finished():
                 return "done"
             status = "resume" if self.has_checkpoint() else "new"
             self._refresh(marker, cfg_dict, info)
             return status
-        progress = self.is_finished() or self.has_checkpoint() or (marker is None and self.checkpoints.exists())
+        progress = self.is_finished() or self.has_checkpoint()
         if overwrite or not progress:
             self.clear()
             return self._start(identity, cfg_dict, info)
-        what = explain_difference(marker.get("identity_fields", {}), identity) if marker else \
-            "it was written by an older fastkd version"
+        what = explain_difference(marker.get("identity_fields", {}), identity)
         raise RunDirError(f"{self.path} already holds a different run ({what}); pass --overwrite to replace it, "
                           "or choose another --out")
 

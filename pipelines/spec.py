@@ -42,10 +42,6 @@ class _SpecNames:
         parts = [n for n in PER_SAMPLE if getattr(self, n)] + ([self.mix] if self.mix else [])
         return "+".join(parts) or "none"
 
-    @property
-    def is_identity(self) -> bool:
-        return self.name == "none" and not self.label_smoothing
-
 
 # What to apply (crop_flip, cutout, mix) and the AugParams fields, frozen: one value per run.
 AugmentSpec = dataclasses.make_dataclass(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import bar
 from .arrays import DataError
 
 
@@ -86,11 +87,10 @@ def download(url: str, dest: Path, md5: str, *, progress: bool = True) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            from tqdm.auto import tqdm
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=not progress) as bar:
+            with bar(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", enabled=progress) as shown:
                 while block := resp.read(1 << 20):
                     out.write(block)
-                    bar.update(len(block))
+                    shown.update(len(block))
     except OSError as exc:
         part.unlink(missing_ok=True)
         raise DataError(f"download of {url} failed ({exc}); download it by hand and pass data.path=FILE") from exc

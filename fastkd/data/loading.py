@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import sweep_temporaries, write_atomic
+from ..progress import bar
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
 from .decode import MAX_PIXELS
@@ -67,14 +68,13 @@ def _read_folder(root: Path, cfg, progress: bool) -> dict:
         if hit is not None:
             return hit
     test_name = imagefolder.require_layout(root)
-    from tqdm.auto import tqdm
     total = imagefolder.dataset_size_hint(root) or None
     _check_decoded_size(root, total, cfg)
     out, classes = {}, None
-    with tqdm(total=total, desc=f"decode {root.name}", unit="img", disable=not progress) as bar:
+    with bar(total=total, desc=f"decode {root.name}", unit="img", enabled=progress) as shown:
         for split, name in (("train", "train"), ("test", test_name)):
             images, labels, classes, files, skipped = imagefolder.read_split(
-                root, name, classes=classes, image_size=cfg.image_size, on_corrupt=cfg.on_corrupt, progress=bar,
+                root, name, classes=classes, image_size=cfg.image_size, on_corrupt=cfg.on_corrupt, progress=shown,
                 max_pixels=cfg.max_pixels)
             out[split] = (images, labels, files, skipped)
     out["classes"] = classes
