@@ -23,6 +23,8 @@ from .data.loading import sample_path
 from .losses import kd_loss, soft_cross_entropy
 from .pipelines import build_pipeline
 from .pipelines.spec import make_spec
+from .data.beton import read_listing
+from .pipelines import BACKENDS
 
 
 def _sync(device):
@@ -135,7 +137,6 @@ def _beton_listing(root: Path, workers: int, scratch: Path):
     behind that would slow every measurement taken after it in this process."""
     import subprocess
     import sys
-    from .data.beton import read_listing
     out = scratch / "beton"
     subprocess.run([sys.executable, "-m", "fastkd", "data", "convert", "--data", "imagefolder", "--path", str(root),
                     "--out", str(out), "--name", "bench", "--workers", str(workers)], check=True)
@@ -257,7 +258,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("no", "bf16", "fp16"), help="default bf16 on a GPU, no on a CPU")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="NCHW contiguous batches")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")
-    from .pipelines import BACKENDS
     p.add_argument("--backends", nargs="+", default=None, choices=BACKENDS,
                    help="default: tensor, dataloader, and dali and ffcv where installed")
     p.add_argument("--workers", type=int, default=4,

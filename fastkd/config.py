@@ -25,6 +25,10 @@ from .data.decode import MAX_PIXELS
 from .data.loading import DATASETS
 from .losses import REDUCTIONS
 from .pipelines.spec import AugParams
+from . import models
+from .pipelines.registry import BACKENDS, backend_reads
+from .pipelines.registry import options_classes
+from .pipelines.spec import make_spec
 
 __all__ = ["ConfigError", "Config", "DataConfig", "AugParams", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
@@ -59,7 +63,6 @@ class _DataFields:
 def _data_config_class() -> type:
     """DataConfig: the fields above plus one section per backend that has options, from the
     backend's own ``Options`` dataclass (``data.dali.decode``, ``data.ffcv.order``, ...)."""
-    from .pipelines.registry import options_classes
     sections = [(name, cls, field(default_factory=cls)) for name, cls in options_classes().items()
                 if dataclasses.fields(cls)]
     cls = dataclasses.make_dataclass("DataConfig", sections, bases=(_DataFields,))
@@ -304,7 +307,6 @@ def validate(cfg: Config) -> Config:
     for key, stats, rng in (("data.mean", d.mean, UNIT), ("data.std", d.std, POSITIVE)):
         if stats is not None and (len(stats) != 3 or not all(rng.contains(v) for v in stats)):
             raise ConfigError(f"{key}: expected 3 per-channel values in {rng} (units of [0, 1] pixels), got {stats}")
-    from .pipelines.registry import BACKENDS, backend_reads
     if d.backend not in BACKENDS:
         raise ConfigError(f"data.backend: invalid value {d.backend!r}; allowed: {', '.join(BACKENDS)}")
     if d.name == "sample" and d.path is not None and backend_reads(d.backend) != "beton":
@@ -317,8 +319,6 @@ def validate(cfg: Config) -> Config:
     if not _PLAIN_NAME.match(cfg.track.project) or cfg.track.project in (".", ".."):
         raise ConfigError(f"track.project: {cfg.track.project!r} must be a plain name (letters, digits, _ . -): tracker "
                           "logs stay inside the run folder, under tracking/<project>")
-    from fastkd import models
-    from fastkd.pipelines.spec import make_spec
     if cfg.model not in models.available():
         raise ConfigError(f"model: unknown model {cfg.model!r}; known models: {', '.join(models.available())}")
     try:

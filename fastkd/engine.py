@@ -21,7 +21,7 @@ from .config import Config, from_dict
 from .data.fingerprint import data_fingerprint
 from .errors import TrainingError
 from .evaluate import evaluate, save_outputs
-from .identity import digest, run_identity, teacher_identity
+from .identity import digest, run_identity
 from .objectives import objective_for
 from .runrecord import RunMetrics
 from .runsetup import build_run_setup
@@ -30,7 +30,8 @@ from .progress import bar as progress_bar
 from .progress import bars_wanted
 from .pipelines import backend_reads
 from .pipelines import require as require_backend
-from .rundir import RunDir, write_json
+from .rundir import RunDir, teacher_identity, write_json
+from .config import load_yaml
 
 PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)
 
@@ -87,7 +88,6 @@ def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | N
     rd = RunDir(run_path)
     teacher_identity(run_path)  # a finished fastkd run, or a message saying what it is not
     rd.verify_weights()
-    from .config import load_yaml
     tcfg = from_dict(load_yaml(rd.config.read_text(), str(rd.config)) or {})
     teacher = models.create(tcfg.model, num_classes)
     ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes, classes=classes)
@@ -102,7 +102,6 @@ INHERITED_DATA = ("name", "path", "download", "cache_dir", "image_size", "mean",
 
 def teacher_data_layer(run_path: str) -> dict:
     """The teacher run's data source as a config layer for its student."""
-    from .config import load_yaml
     rd = RunDir(run_path)
     teacher_identity(run_path)
     tcfg = load_yaml(rd.config.read_text(), str(rd.config)) or {}

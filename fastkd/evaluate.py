@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from .atomic import write_atomic
 
 # the per-image outputs and their dtypes: every process must send the same dtypes and trailing
 # shapes, or the gather fails (or hangs), including a process whose shard is empty
@@ -129,5 +130,4 @@ def _gathered(accelerator, keep: dict[str, list], to_main: bool) -> dict | None:
 
 def save_outputs(path, outputs: dict) -> None:
     """Per-image outputs as a compressed .npz (no pickled objects), written atomically."""
-    from .atomic import write_atomic
     write_atomic(path, lambda f: np.savez_compressed(f, **outputs), what="per-image outputs")

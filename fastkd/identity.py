@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .errors import CheckpointError
+from .config import diff
 
 FORMAT = 1
 
@@ -28,7 +28,6 @@ def digest(identity: dict) -> str:
 
 def explain_difference(old: dict, new: dict, limit: int = 5) -> str:
     """What differs between two identities, for a refusal message."""
-    from .config import diff
     parts = []
     if old.get("kind") != new.get("kind"):
         parts.append(f"kind {old.get('kind')} -> {new.get('kind')}")
@@ -38,17 +37,3 @@ def explain_difference(old: dict, new: dict, limit: int = 5) -> str:
     if old.get("teacher") != new.get("teacher"):
         parts.append("the teacher (another or a retrained run)")
     return "; ".join(parts[:limit]) or "a format change"
-
-
-def teacher_identity(run_path) -> str:
-    """The identity digest of a finished teacher run (its run.json), checked to be finished."""
-    from .rundir import RunDir
-    rd = RunDir(run_path)
-    marker = rd.read_marker()
-    if marker is None:
-        raise CheckpointError(f"distill.teacher: {run_path} is not a fastkd run directory (no run.json written by "
-                              "fastkd train)")
-    if not rd.is_finished() or not rd.model.is_file():
-        raise CheckpointError(f"distill.teacher: {rd.path} has not finished (no metrics.json / model.safetensors); "
-                              f"rerun its `fastkd train ... --out {run_path}` command to complete it")
-    return marker["identity"]

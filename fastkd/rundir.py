@@ -28,9 +28,11 @@ import yaml
 
 from .atomic import sweep_temporaries, write_atomic, write_json
 from .checkpoint import has_state, latest_checkpoint
-from .errors import RunDirError
+from .config import diff
+from .errors import CheckpointError, RunDirError
 from .identity import digest, explain_difference
 from .lock import LOCK_NAME, FolderLock
+from .data.fingerprint import sha256_file
 
 MARKER_FORMAT = 1
 __all__ = ["RunDir", "RunDirError", "write_atomic", "write_json"]
@@ -75,15 +77,12 @@ class RunDir:
 
     def record_weights(self) -> None:
         """Record the final weights' SHA-256 in run.json (before metrics.json marks the run finished)."""
-        from .data.fingerprint import sha256_file
         marker = self.read_marker() or {}
         write_json(self.run_json, marker | {"weights_sha256": sha256_file(self.model)})
 
     def verify_weights(self) -> None:
         """Refuse weights that are not the ones this run wrote (another run's of the same
         architecture copied in, a damaged file); runs finished before digests were recorded pass."""
-        from .data.fingerprint import sha256_file
-        from .errors import CheckpointError
         recorded = (self.read_marker() or {}).get("weights_sha256")
         if recorded is not None and sha256_file(self.model) != recorded:
             raise CheckpointError(f"{self.model}: these are not the weights this run wrote (their SHA-256 differs "
@@ -131,7 +130,6 @@ class RunDir:
 
     def _refresh(self, marker: dict, cfg_dict: dict, info: dict | None) -> None:
         """Same run, maybe other execution settings (paths, workers, device): record them."""
-        from .config import diff
         try:
             old = yaml.safe_load(self.config.read_text()) or {}
         except (OSError, yaml.YAMLError):
@@ -159,3 +157,16 @@ class RunDir:
     def log(self, line: str) -> None:
         with open(self.log_file, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
+def teacher_identity(run_path) -> str:
+    """The identity digest of a finished teacher run (its run.json), checked to be finished."""
+    rd = RunDir(run_path)
+    marker = rd.read_marker()
+    if marker is None:
+        raise CheckpointError(f"distill.teacher: {run_path} is not a fastkd run directory (no run.json written by "
+                              "fastkd train)")
+    if not rd.is_finished() or not rd.model.is_file():
+        raise CheckpointError(f"distill.teacher: {rd.path} has not finished (no metrics.json / model.safetensors); "
+                              f"rerun its `fastkd train ... --out {run_path}` command to complete it")
+    return marker["identity"]

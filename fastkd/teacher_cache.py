@@ -24,6 +24,9 @@ from .atomic import write_atomic
 from .data.fingerprint import sha256_file
 from .errors import ConfigError, FastkdError
 from .identity import digest
+from .lock import FolderLock
+from .pipelines.registry import training_batches_carry_index
+from .pipelines.spec import make_spec
 
 FORMAT = 2  # 2: the key file also records the table's SHA-256, checked on every read
 HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)
@@ -32,7 +35,6 @@ DEVICE_SHARE = 0.25  # a table taking at most this share of the device's free me
 
 def student_view_is_deterministic(cfg) -> bool:
     """True when the student's training images are the plain normalised images (no augmentation)."""
-    from .pipelines.spec import make_spec
     return make_spec(cfg.augment, **dataclasses.asdict(cfg.aug)).name == "none"
 
 
@@ -45,7 +47,6 @@ def use_cache(cfg, kind: str) -> bool:
     if mode == "on" and not deterministic:
         raise ConfigError(f"distill.cache_teacher=on: the student trains with augment={cfg.augment!r}, so the teacher "
                           "sees a different image every epoch and its outputs cannot be computed once; use auto or off")
-    from .pipelines.registry import training_batches_carry_index
     indexed = training_batches_carry_index(cfg.data)
     if mode == "on" and not indexed:
         raise ConfigError(f"distill.cache_teacher=on: data.backend={cfg.data.backend} with these options (e.g. "
@@ -98,7 +99,6 @@ def save(teacher_run: Path, key: dict, logits: np.ndarray, *, locked: bool = Fal
     """Write the table (float16 when large) and its key and digest beside it; a failure costs
     only a rebuild next time, never the run. ``locked``: the caller holds the teacher folder's lock
     (the teacher run itself, leaving the outputs it computed at its end)."""
-    from .lock import FolderLock
     table, meta = _paths(teacher_run, key)
     dtype = stored_dtype(logits)
     # unless the caller holds it, the teacher folder's lock: it is not being (re)trained while we write into it

@@ -26,7 +26,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from fastkd.errors import ConfigError, MissingDependency
+from fastkd.data import DataError
+from fastkd.data.decode import _decode_chunk
+from fastkd.errors import ConfigError, MissingDependency, pip_hint
 from fastkd.seeding import derive_seed
 
 from .base import ShardedPipeline
@@ -40,7 +42,6 @@ class DaliOptions:
 
 
 def install_hint() -> str:
-    from fastkd.errors import pip_hint
     return (f"the dali backend needs NVIDIA DALI: {pip_hint('dali')} (the CUDA 13 wheel nvidia-dali-cuda130, which "
             "also runs in CPU mode; 'dali-cuda12' for CUDA 12)")
 
@@ -227,8 +228,6 @@ class DaliPipeline(ShardedPipeline):
         except RuntimeError as exc:
             if self.files is None:
                 raise
-            from fastkd.data import DataError
-            from fastkd.data.decode import _decode_chunk
             files = [self.files[i] for i in batch_index]
             bad = [f for f, r in zip(files, _decode_chunk(files, None)) if isinstance(r, str)]
             if bad:  # name the file DALI choked on (its own message may not)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from fastkd.child_processes import die_with_parent
+from fastkd.data.decode import EVAL_CROP_RATIO, MAX_PIXELS, open_image, random_resized_crop, resize_center_crop, to_rgb
 from fastkd.errors import DataError
 from fastkd.seeding import derive_seed
 
@@ -53,8 +54,6 @@ class PerSampleDataset(Dataset):
         crop_flip) or resize + centre crop (otherwise), as the DALI and FFCV backends do."""
         if not self.read_files:
             return self.images[i]
-        from fastkd.data.decode import MAX_PIXELS, EVAL_CROP_RATIO, open_image, random_resized_crop, resize_center_crop, \
-            to_rgb
         try:
             with open_image(self.files[i], max_pixels=self.max_pixels or MAX_PIXELS, target=self.image_size) as im:
                 im = to_rgb(im)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 from importlib import import_module
 
+from fastkd.errors import ConfigError
+
+from .base import Layout
+
 _CLASSES = {"tensor": ("fastkd.pipelines.tensor", "TensorPipeline"),
             "dataloader": ("fastkd.pipelines.dataloader", "DataLoaderPipeline"),
             "dali": ("fastkd.pipelines.dali", "DaliPipeline"),
@@ -18,7 +22,6 @@ BACKENDS = tuple(_CLASSES)
 
 def backend_class(name: str) -> type:
     if name not in _CLASSES:
-        from fastkd.errors import ConfigError
         raise ConfigError(f"data.backend: unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
     module, cls = _CLASSES[name]
     return getattr(import_module(module), cls)
@@ -50,7 +53,6 @@ def build_pipeline(name: str, data, spec, *, train: bool, layout=None, options=N
     """A backend's pipeline. ``layout`` (a Layout) may be given as its fields instead
     (device, seed, batch_size, process_index, num_processes, ...); keyword arguments naming the
     backend's options go to ``options``, so tests and scripts can write ``order="random"``."""
-    from .base import Layout
     cls = backend_class(name)
     option_names = {f.name for f in dataclasses.fields(cls.Options)}
     own = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}

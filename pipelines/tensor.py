@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from fastkd.data.memory import check_fits
+
 from .base import ShardedPipeline
 
 
@@ -27,7 +29,6 @@ class TensorPipeline(ShardedPipeline):
     def _check_fits(self) -> None:
         """The whole uint8 set is copied to the device (on a CPU it is used where it is)."""
         if self.device.type == "cuda":
-            from fastkd.data.memory import check_fits
             free = torch.cuda.mem_get_info(self.device)[0]
             check_fits(self.data.images.nbytes, what=f"the tensor backend's copy of {len(self.data):,} images",
                        where=str(self.device), available=free)

@@ -202,6 +202,7 @@ def test_progress_bar_ends_each_epoch_with_its_mean_loss_and_history_records_the
         def write(text):
             pass
     monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    monkeypatch.setenv("FASTKD_PROGRESS", "bars")  # as on a terminal
     # a step schedule that decays after the first epoch: the epochs train at 0.05 and 0.005
     m = engine.train(_cfg("train.epochs=2", "train.schedule=step", "train.milestones=[1]", "train.lr_decay=0.1"),
                      tmp_path / "r", progress=True)

@@ -7,7 +7,7 @@ import pytest
 from fastkd import engine
 from fastkd.config import ConfigError
 from fastkd.study import load_study, run_study
-from fastkd.study import runner as runner_mod
+from fastkd.study import runs as runs_mod
 from fastkd.study.ledger import Ledger
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_grid_ledger_report_and_significance(tmp_path):
 @pytest.mark.parametrize("kill", ["mid-training", "after-run-before-record", "while-analysing"])
 def test_killed_study_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch, kill):
     sc = _study()
-    real_loss, real_analyze = engine.Trainer._loss, runner_mod.analyze_run
+    real_loss, real_analyze = engine.Trainer._loss, runs_mod.analyze_run
     calls = {"n": 0}
 
     def tick(limit):
@@ -72,15 +72,15 @@ def test_killed_study_resumes_without_redoing_or_duplicating(tmp_path, monkeypat
     if kill == "mid-training":  # 6 steps per run: call 21 is mid-way through the fourth run
         monkeypatch.setattr(engine.Trainer, "_loss", lambda self, b: (tick(6 * 3 + 3), real_loss(self, b))[1])
     elif kill == "after-run-before-record":
-        monkeypatch.setattr(runner_mod, "analyze_run", lambda *a, **k: (tick(2), real_analyze(*a, **k))[1])
+        monkeypatch.setattr(runs_mod, "analyze_run", lambda *a, **k: (tick(2), real_analyze(*a, **k))[1])
     else:
-        monkeypatch.setattr(runner_mod, "analyze_run", lambda *a, **k: (tick(4), real_analyze(*a, **k))[1])
+        monkeypatch.setattr(runs_mod, "analyze_run", lambda *a, **k: (tick(4), real_analyze(*a, **k))[1])
     with pytest.raises(KeyboardInterrupt):
         run_study(sc, tmp_path, progress=False)
     finished_before = {r["id"] for r in Ledger(tmp_path).records()}
     assert 0 < len(finished_before) < 5
     monkeypatch.setattr(engine.Trainer, "_loss", real_loss)
-    monkeypatch.setattr(runner_mod, "analyze_run", real_analyze)
+    monkeypatch.setattr(runs_mod, "analyze_run", real_analyze)
     records = run_study(sc, tmp_path, progress=False)
     assert len(records) == 5 and all(r["status"] == "done" for r in records)
     assert len(list((tmp_path / "ledger").glob("*.json"))) == 5 and not list((tmp_path / "ledger").glob(".*"))

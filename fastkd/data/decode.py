@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .arrays import DataError
+from ..child_processes import die_with_parent, worker_pool
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # data.max_pixels: a larger image is refused before its pixels are read
@@ -142,7 +143,6 @@ def decode_all(names: Sequence[str], sources: Sequence, *, image_size: int | Non
     workers = min(os.cpu_count() or 1, 16)
     results: list = []
     if len(sources) >= _PARALLEL_FROM and workers > 1 and _fork_is_safe():
-        from ..child_processes import die_with_parent, worker_pool
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
                                    initargs=(os.getpid(),))
         with worker_pool(pool):

@@ -21,6 +21,12 @@ from pathlib import Path
 
 from .arrays import DataError
 from .walk import TreeProblem, refuse, walk_files
+from . import cifar
+from .beton import META
+from .cifar import CIFAR
+from .imagefolder import check_root
+from .imagefolder import require_layout
+from .loading import sample_path, default_cache_dir
 
 _MEMO: dict = {}
 
@@ -54,7 +60,6 @@ def _digest(items) -> str:
 
 
 def _cifar(name: str, source: Path) -> str:
-    from .cifar import CIFAR
     info = CIFAR[name]
     wanted = set(info.train + info.test + (info.meta,))
     if source.is_file():
@@ -101,14 +106,12 @@ def _imagefolder(root: Path, skip_links: bool) -> str:
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise DataError(f"{root}: truncated or damaged tar archive ({exc}); download or copy it again") from exc
         return _memo("tar", root, compute)
-    from .imagefolder import require_layout
     require_layout(root)  # before any walk: a folder that is no data set is named, not walked
     splits = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     return _digest([(s, _tree_listing(root / s, skip_links)) for s in splits])
 
 
 def _beton(root: Path) -> str:
-    from .beton import META
     meta = root / META
     if not meta.is_file():
         return "missing"
@@ -120,8 +123,6 @@ def data_fingerprint(cfg, reads: str = "arrays") -> str:
     """Content identity of the data named by ``cfg`` (a DataConfig) in the form a backend reads
     it (see ``load_splits``); raises DataError when the data cannot be found (the same message
     loading would give)."""
-    from . import cifar
-    from .loading import sample_path, default_cache_dir
     if reads == "beton" and cfg.path:
         return "beton:" + _beton(Path(cfg.path).expanduser())
     if cfg.name == "sample":
@@ -132,7 +133,6 @@ def data_fingerprint(cfg, reads: str = "arrays") -> str:
         return f"{cfg.name}:" + _cifar(cfg.name, cifar.locate(cfg.name, cfg.path, download_to=dl))
     if not cfg.path:
         raise DataError("data.path: an imagefolder data set needs data.path=<root with train/ and test/>")
-    from .imagefolder import check_root
     root = Path(cfg.path).expanduser()
     check_root(root)
     return "imagefolder:" + _imagefolder(root, cfg.on_corrupt == "skip")

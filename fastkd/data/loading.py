@@ -14,6 +14,9 @@ from ..progress import bar
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
 from .decode import MAX_PIXELS
+from .beton import read_listing
+from .decode import decode_bytes
+from .memory import check_fits
 
 DATASETS = ("sample", "cifar10", "cifar100", "imagefolder")
 SAMPLE_ARCHIVE = "cifar10-sample.tar.gz"
@@ -135,12 +138,10 @@ def _check_decoded_size(root: Path, count: int | None, cfg) -> None:
     if cfg.image_size:
         h = w = cfg.image_size
     else:
-        from .decode import decode_bytes
         try:
             h, w = decode_bytes(imagefolder.first_image_bytes(root), None).shape[:2]
         except Exception:  # noqa: BLE001 -- an unreadable first file is reported by the decode itself
             return
-    from .memory import check_fits
     check_fits(count * h * w * 3, what=f"decoding {count:,} images of {w}x{h} from {root} into memory")
 
 
@@ -162,7 +163,6 @@ def _list_folder(root: Path, cfg) -> dict:
 
 def file_channel_stats(files: list[str], limit: int = 2000, seed: int = 0):
     """Channel mean/std estimated from up to ``limit`` decoded files (any sizes)."""
-    from .decode import decode_bytes
     pick = np.random.default_rng(seed).permutation(len(files))[:limit]
     s1, s2, count = np.zeros(3), np.zeros(3), 0
     for i in pick:
@@ -198,7 +198,6 @@ def load_splits(cfg, *, progress: bool = False, reads: str = "arrays") -> dict[s
         if not cfg.path:
             raise DataError("data.path: this backend reads the folder written by `fastkd data convert --to beton`; "
                             "set data.path to it")
-        from .beton import read_listing
         parts = read_listing(cfg.path, cfg.name)
     elif cfg.name in cifar.CIFAR:
         dl = (Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()) if cfg.download else None

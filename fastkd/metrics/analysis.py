@@ -8,6 +8,7 @@ from .calibration import calibration, reliability_bins
 from .discrimination import class_discrimination
 from .fidelity import fidelity
 from .knn import knn_accuracy, knn_purity
+from ..errors import DataError
 
 REPRESENTATIONS = ("softmax", "logits", "features")
 
@@ -61,7 +62,6 @@ def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
 def load_outputs(path) -> dict:
     """A saved ``*_outputs.npz`` as a dict of arrays; an unreadable file is a DataError naming it."""
     import zipfile
-    from ..errors import DataError
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
@@ -75,7 +75,6 @@ def load_outputs(path) -> dict:
 
 def analyze_run(run_dir, device="cpu", **kw) -> dict:
     from pathlib import Path
-    from ..errors import DataError
     rd = Path(run_dir)
     test_path = rd / "test_outputs.npz"
     if not test_path.is_file():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ._arrays import as_tensor, check_features
+from ..errors import MissingDependency
 
 METRICS = ("cosine", "l2")
 FAISS_GPU_MAX_K = 2048  # FAISS GPU indexes cannot return more neighbours per query
@@ -112,7 +113,6 @@ def knn_search(base, queries, k: int, *, metric: str = "cosine", backend: str = 
     if backend == "auto" and faiss is not None and base_t.is_cuda and not _faiss_has_gpu(faiss):
         faiss = None  # data on a GPU and a CPU-only FAISS: the torch brute force on the GPU is far faster
     if backend == "faiss" and faiss is None:
-        from ..errors import MissingDependency
         raise MissingDependency("backend='faiss' but faiss is not installed: pip install 'fastkd[faiss-cpu]' (or faiss-gpu)")
     base_p, q_p = _prepare(base_t, metric), _prepare(q_t, metric)
     if faiss is not None and not (base_t.is_cuda and k > FAISS_GPU_MAX_K and backend != "faiss"):

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_atomic
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
 from .stats import (SIGNIFICANCE, grouped_permutation_test, holm, mean_std, rank_correlation_interval,
@@ -246,25 +243,3 @@ def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
 
 
 CSV_COLUMNS = {"failed": ["run", "status", "error"]}
-
-
-def write_report(records: list[dict], out_dir, *, reference_augment: str = "none", unreadable=()) -> dict:
-    from .plots import write_plots
-    from .summary import study_context, summary_text
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(records, reference_augment)
-    paths = {}
-    for name, rows in tables.items():
-        write_atomic(out / f"{name}.csv", csv_text(rows, CSV_COLUMNS.get(name)), what="report table")
-        paths[f"{name}.csv"] = out / f"{name}.csv"
-    write_atomic(out / "tables.json", json.dumps(tables, indent=2, default=str) + "\n", what="report tables")
-    paths["tables.json"] = out / "tables.json"
-    plots = write_plots(records, tables, out)
-    paths |= {name: p for name, (p, _) in plots.items()}
-    text = summary_text(tables, study_context(records), reference_augment, unreadable,
-                        {name: what for name, (_, what) in plots.items()})
-    write_atomic(out / "summary.md", text, what="report summary")
-    paths["summary.md"] = out / "summary.md"
-    paths["summary_text"] = text
-    return paths

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import ConfigError, MissingDependency, RunDirError, RunLockedError
 from ..errors import pip_hint
 from .ledger import Ledger
+from .runs import execute_run, ledger_record, needs_running, record_result
 from .spec import RunSpec, StudyConfig
 
 log = logging.getLogger("fastkd.study")
@@ -78,7 +79,6 @@ def _train_task(config: dict, run_dir: str, kind: str, knn_k: int, cd_variants: 
     import torch
 
     from .. import runinfo
-    from .runner import execute_run
     torch.set_num_threads(max(1, threads))
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
@@ -161,7 +161,6 @@ def _drive(ray, runs, identities, sc, out: Path, ledger: Ledger, *, retry_failed
            threads_per_run, max_retries) -> None:
     """Submit every run that needs running, students once their teacher is recorded done; record
     each result as it comes."""
-    from .runner import _record, needs_running, record_result
     out = out.resolve()
     check_shared_filesystem(ray, out)
     threads = threads_per_run or max(1, int(cpus_per_run))
@@ -197,7 +196,7 @@ def _drive(ray, runs, identities, sc, out: Path, ledger: Ledger, *, retry_failed
             if state == "yes":
                 submit(run)
             elif state == "skip":
-                ledger.put(_record(run, identities[run.id], "skipped", error=f"teacher {run.teacher_id} did not finish"))
+                ledger.put(ledger_record(run, identities[run.id], "skipped", error=f"teacher {run.teacher_id} did not finish"))
                 todo.pop(run.id)
         if not pending:
             continue

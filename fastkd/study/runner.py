@@ -10,38 +10,27 @@ teacher are recorded as skipped. Only fastkd's own errors count as failures: a b
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import os
-import time
-import traceback
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
-from .. import runinfo
 from ..atomic import write_atomic
 from ..config import ConfigError
 from ..data.fingerprint import data_fingerprint
-from ..engine import train
-from ..errors import DataError, FastkdError, RunDirError
+from ..errors import RunDirError
 from ..identity import digest, explain_difference, run_identity
 from ..lock import FolderLock
-from ..metrics.analysis import analyze_run
+from ..report import write_report
 from ..pipelines import backend_reads
-from ..runrecord import RunMetrics
 from .ledger import Ledger
+from .ray_executor import run_on_ray
+from .runs import execute_run, ledger_record, needs_running, record_result, teacher_done, torch_threads
 from .spec import RunSpec, StudyConfig, plan
 
 log = logging.getLogger("fastkd.study")
-
-
-def _record(run: RunSpec, identity: dict, status: str, **fields) -> dict:
-    return {"id": run.id, "kind": run.kind, "status": status, "labels": run.labels, "teacher_id": run.teacher_id,
-            "identity": digest(identity), "identity_fields": identity, "config": run.config.to_dict(), **fields}
 
 
 def plan_identities(runs: list[RunSpec]) -> dict[str, dict]:
@@ -70,15 +59,6 @@ def _check_finished_runs_unchanged(runs, identities, ledger: Ledger, out: Path) 
         raise RunDirError(f"{out} holds finished runs computed with other settings: {'; '.join(changed[:4])}"
                           f"{' ...' if len(changed) > 4 else ''}. Only runs that failed or did not run yet may change; "
                           "choose another --out for a different study")
-
-
-def _set_aside_outputs(run_dir: Path) -> None:
-    """A finished run whose saved outputs are unreadable: move them and metrics.json aside, so
-    the run finishes again (from its last checkpoint when it has one)."""
-    for name in ("test_outputs.npz", "train_outputs.npz", "metrics.json"):
-        p = run_dir / name
-        if p.exists():
-            os.replace(p, p.with_name(p.name + ".corrupt"))
 
 
 def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: bool = True, report: bool = True,
@@ -112,7 +92,6 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
             write_atomic(out / "study.yaml", yaml.safe_dump(asdict(sc), sort_keys=False), what="study spec")
         state.wait_for_everyone()
         if executor == "ray":
-            from .ray_executor import run_on_ray
             run_on_ray(runs, identities, sc, out, ledger, retry_failed=retry_failed, threads_per_run=threads_per_run,
                        **(ray_options or {}))
         elif executor == "sequential":
@@ -124,7 +103,6 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         planned = {r.id for r in runs}
         records = [r for r in ledger.records() if r["id"] in planned]
         if report and main:
-            from ..report import write_report
             paths = write_report(records, out / "report", reference_augment=sc.reference_augment)
             # the results table is the point of the run: shown even without progress output
             log.info("%s", paths["summary_text"])
@@ -134,99 +112,6 @@ def run_study(sc: StudyConfig, out, *, retry_failed: bool = False, progress: boo
         lock.release()
 
 
-@contextmanager
-def torch_threads(threads: int | None):
-    """torch's intra-op thread count set to ``threads`` (None: left as it is) while inside."""
-    import torch
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def needs_running(run: RunSpec, identity: dict, ledger: Ledger, *, retry_failed: bool, set_aside: bool = True) -> bool:
-    """False for a run already recorded done, or recorded failed with the same settings for a
-    reason of its own (a NaN loss: the same again), unless retrying. A failure of the machine
-    (a full disk, a killed worker) is retried by a plain rerun, and a skipped student looks again
-    at its teacher. A done record is never touched again."""
-    rec = ledger.get(run.id, set_aside=set_aside)
-    if rec is None:
-        return True
-    if rec["status"] == "done":
-        return False
-    if rec["status"] == "skipped" or rec.get("environmental"):
-        return True
-    same = rec.get("identity") in (None, digest(identity))
-    return not same or retry_failed
-
-
-# errors of the machine, not of the run: the same run may well finish when tried again
-ENVIRONMENTAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM}
-
-
-def is_environmental(exc: BaseException | None) -> bool:
-    """Whether an exception (or one it was raised from) is a failure of the machine."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in ENVIRONMENTAL_ERRNOS:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def teacher_done(run: RunSpec, ledger: Ledger) -> bool:
-    if not run.teacher_id:
-        return True
-    rec = ledger.get(run.teacher_id, set_aside=False)
-    return bool(rec and rec["status"] == "done")
-
-
-def execute_run(config: dict, run_dir: str, kind: str, *, knn_k: int, cd_variants: list, device, progress: bool,
-                main: bool = True) -> dict:
-    """Train (or finish, or find finished) one run and compute its metrics. Returns
-    {"status": "done", "metrics", "analysis", "seconds"} or {"status": "failed", "error",
-    "traceback"} for fastkd's own errors; any other exception (a bug) propagates."""
-    from ..config import from_dict
-    cfg = from_dict(config)
-    run_dir = Path(run_dir)
-    start = time.perf_counter()
-    try:
-        # overwrite: the study owns its runs/ folder, and finished runs never get here; so a run dir
-        # holding other settings is a failed or unfinished run whose settings were fixed in place
-        metrics = train(cfg, run_dir, kind=kind, progress=progress, overwrite=True)
-        analysis = None
-        if main:
-            try:
-                analysis = analyze_run(run_dir, device=device, knn_k=knn_k, cd_variants=tuple(cd_variants))
-            except DataError as exc:  # unreadable saved outputs: finish the run again, once
-                log.warning("  %s; finishing the run again", exc)
-                _set_aside_outputs(run_dir)
-                metrics = train(cfg, run_dir, kind=kind, progress=progress)
-                analysis = analyze_run(run_dir, device=device, knn_k=knn_k, cd_variants=tuple(cd_variants))
-    except (FastkdError, FloatingPointError) as exc:
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5),
-                "environmental": is_environmental(exc)}
-    return {"status": "done", "metrics": RunMetrics.from_dict(metrics).to_dict(history=False), "analysis": analysis,
-            "seconds": time.perf_counter() - start}
-
-
-def record_result(run: RunSpec, identity: dict, result: dict, ledger: Ledger, num_processes: int = 1) -> dict:
-    """The driver's part: one atomic ledger record per finished or failed run."""
-    if result["status"] == "done":
-        rec = _record(run, identity, "done", metrics=result["metrics"], analysis=result["analysis"],
-                      seconds=result["seconds"], environment=result.get("environment") or runinfo.environment(num_processes))
-    else:
-        environmental = bool(result.get("environmental"))
-        rec = _record(run, identity, "failed", error=result["error"], traceback=result.get("traceback", ""),
-                      environmental=environmental)
-        log.warning("  %s failed: %s%s", run.id, result["error"],
-                    " (a failure of the machine: the next run of the same command tries it again)" if environmental else "")
-    ledger.put(rec)
-    return rec
-
-
 def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, out: Path, ledger: Ledger,
              retry_failed: bool, progress: bool, state) -> None:
     main = state.is_main_process
@@ -234,7 +119,7 @@ def _run_one(run: RunSpec, identity: dict, n: int, total: int, sc: StudyConfig, 
         return
     if not teacher_done(run, ledger):
         if main:
-            ledger.put(_record(run, identity, "skipped", error=f"teacher {run.teacher_id} did not finish"))
+            ledger.put(ledger_record(run, identity, "skipped", error=f"teacher {run.teacher_id} did not finish"))
         state.wait_for_everyone()
         return
     if main and progress:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import Config, ConfigError, build, load_yaml, merge_into, merge_layers, read_yaml
 from ..metrics.discrimination import VARIANTS
+from ..config import parse_override
 
 
 @dataclass
@@ -66,7 +67,6 @@ def study_preset_names() -> list[str]:
 
 def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | None = None) -> StudyConfig:
     """Resolve a study spec: defaults <- study preset <- YAML files <- extra <- ``--set`` overrides."""
-    from ..config import parse_override
     sc = StudyConfig()
     layers = []
     if preset:
