@@ -28,7 +28,9 @@ from .pipelines.spec import AugParams
 from . import models
 from .pipelines.registry import BACKENDS, backend_reads
 from .pipelines.registry import options_classes
-from .pipelines.spec import make_spec
+from .pipelines.spec import make_spec, names_text
+from .distill.registry import available as kd_methods
+from .distill.registry import options_classes as kd_options_classes
 
 __all__ = ["ConfigError", "Config", "DataConfig", "AugParams", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]
@@ -38,11 +40,22 @@ SEED = Range(0, 2 ** 63 - 1)  # torch's generators take a signed 64-bit seed
 FLOAT32_MAX = 3.4028234663852886e38  # every float key ends up in float32 arithmetic somewhere
 
 
+def _sections(name: str, option_classes: dict[str, type], base: type, *, later: bool = False) -> type:
+    """A config section class: ``base``'s fields plus one sub-section per registered extension
+    that has options, from the extension's own ``Options`` dataclass (``data.dali.decode``,
+    ``distill.<method>.*``); ``later``: sections left out of identities while at their defaults."""
+    sections = [(n, cls, field(default_factory=cls, metadata={"later": later}))
+                for n, cls in option_classes.items() if dataclasses.fields(cls)]
+    cls = dataclasses.make_dataclass(name, sections, bases=(base,))
+    cls.__module__ = __name__
+    return cls
+
+
 @dataclass
 class _DataFields:
     name: Literal[DATASETS] = "sample"  # sample = the bundled 5k CIFAR-10 subset
     path: str | None = opt(None, execution=True)  # archive, extracted folder, or ImageFolder root
-    backend: str = "tensor"  # a pipeline backend: tensor | dataloader | dali | ffcv (fastkd.pipelines.BACKENDS)
+    backend: str = opt("tensor", choices=lambda: BACKENDS)  # a pipeline backend (fastkd.pipelines.registry)
     download: bool = opt(False, execution=True)  # CIFAR archives: fetch (with MD5 check) into cache_dir when absent
     cache_dir: str | None = opt(None, execution=True)  # downloads and decoded-image cache (default ~/.cache/fastkd)
     val_split: float = opt(0.0, range=NON_NEGATIVE)  # held-out validation from train: fraction (<1) or count (>=1); 0 = none
@@ -60,17 +73,7 @@ class _DataFields:
     eval_batch_size: int = opt(1024, range=AT_LEAST_ONE, execution=True)
 
 
-def _data_config_class() -> type:
-    """DataConfig: the fields above plus one section per backend that has options, from the
-    backend's own ``Options`` dataclass (``data.dali.decode``, ``data.ffcv.order``, ...)."""
-    sections = [(name, cls, field(default_factory=cls)) for name, cls in options_classes().items()
-                if dataclasses.fields(cls)]
-    cls = dataclasses.make_dataclass("DataConfig", sections, bases=(_DataFields,))
-    cls.__module__ = __name__
-    return cls
-
-
-DataConfig = _data_config_class()
+DataConfig = _sections("DataConfig", options_classes(), _DataFields)
 
 
 @dataclass
@@ -105,15 +108,32 @@ class TrainConfig:
 
 
 @dataclass
-class DistillConfig:
+class _DistillFields:
     # a run directory written by `fastkd train`; its identity counts, not its path
     teacher: str | None = opt(None, execution=True)
+    method: str = opt("kd", choices=kd_methods, later=True)  # a distillation method (fastkd.distill.registry)
     temperature: float = opt(20.0, range=POSITIVE)
     gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
     reduction: Literal[REDUCTIONS] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
     # teacher outputs computed once (fastkd/teacher_cache.py): auto = when the student's view has no
     # augmentation; on = require it; off = run the teacher live every step. Results are the same.
     cache_teacher: Literal["auto", "on", "off"] = opt("auto", execution=True)
+
+
+_DISTILL_CLASSES: dict[tuple, type] = {}
+
+
+def _distill_config() -> object:
+    """A DistillConfig with a section for every method registered now (a method registered at run
+    time gets its ``distill.<name>.*`` keys in configs built afterwards)."""
+    classes = kd_options_classes()
+    key = tuple((n, c) for n, c in classes.items())
+    if key not in _DISTILL_CLASSES:
+        _DISTILL_CLASSES[key] = _sections("DistillConfig", classes, _DistillFields, later=True)
+    return _DISTILL_CLASSES[key]()
+
+
+DistillConfig = type(_distill_config())
 
 
 @dataclass
@@ -124,14 +144,14 @@ class TrackConfig:
 
 @dataclass
 class Config:
-    model: str = "resnet18"
-    augment: str = "crop_flip"
+    model: str = opt("resnet18", choices=models.available)
+    augment: str = opt("crop_flip", values=names_text)
     seed: int = opt(0, range=SEED)
     device: Literal["auto", "cpu", "cuda"] = opt("auto", execution=True)
     data: DataConfig = field(default_factory=DataConfig)
     aug: AugParams = field(default_factory=AugParams)  # the augmentation's own parameter type
     train: TrainConfig = field(default_factory=TrainConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
+    distill: DistillConfig = field(default_factory=_distill_config)
     track: TrackConfig = field(default_factory=TrackConfig)
 
     def to_dict(self) -> dict:
@@ -148,8 +168,14 @@ def _without_execution(obj) -> dict:
         if f.metadata.get("execution"):
             continue
         v = getattr(obj, f.name)
+        if f.metadata.get("later") and v == _default(f):
+            continue
         out[f.name] = _without_execution(v) if dataclasses.is_dataclass(v) else copy.deepcopy(v)
     return out
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _parse_number(key: str, value: str, tp):
@@ -286,6 +312,9 @@ def _check_ranges(obj, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             _check_ranges(value, key + ".")
             continue
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices():
+            raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(choices())}")
         rng: Range | None = f.metadata.get("range")
         if rng is None or value is None:
             continue
@@ -307,8 +336,6 @@ def validate(cfg: Config) -> Config:
     for key, stats, rng in (("data.mean", d.mean, UNIT), ("data.std", d.std, POSITIVE)):
         if stats is not None and (len(stats) != 3 or not all(rng.contains(v) for v in stats)):
             raise ConfigError(f"{key}: expected 3 per-channel values in {rng} (units of [0, 1] pixels), got {stats}")
-    if d.backend not in BACKENDS:
-        raise ConfigError(f"data.backend: invalid value {d.backend!r}; allowed: {', '.join(BACKENDS)}")
     if d.name == "sample" and d.path is not None and backend_reads(d.backend) != "beton":
         raise ConfigError(f"data.path={d.path!r} is given but data.name is 'sample' (the bundled 5k-image subset, "
                           "which reads no path); set data.name to cifar10, cifar100 or imagefolder for that data")
@@ -319,8 +346,6 @@ def validate(cfg: Config) -> Config:
     if not _PLAIN_NAME.match(cfg.track.project) or cfg.track.project in (".", ".."):
         raise ConfigError(f"track.project: {cfg.track.project!r} must be a plain name (letters, digits, _ . -): tracker "
                           "logs stay inside the run folder, under tracking/<project>")
-    if cfg.model not in models.available():
-        raise ConfigError(f"model: unknown model {cfg.model!r}; known models: {', '.join(models.available())}")
     try:
         make_spec(cfg.augment, **dataclasses.asdict(cfg.aug))
     except ValueError as exc:
@@ -491,9 +516,13 @@ def config_reference() -> str:
                 continue
             tp = hints[f.name]
             lit = [a for a in (typing.get_args(tp) if typing.get_origin(tp) is Literal else ())]
+            if f.metadata.get("choices"):
+                lit = list(f.metadata["choices"]())
             valid = ", ".join(map(str, lit)) if lit else (str(f.metadata.get("range")) if f.metadata.get("range") else "")
+            if f.metadata.get("values"):
+                valid = f.metadata["values"]()
             tname = re.sub(r"typing\.|Literal\[.*\]", "", str(tp)).replace("<class '", "").replace("'>", "")
-            tname = tname.replace(" | ", " or ") or "choice"
+            tname = "choice" if f.metadata.get("choices") else (tname.replace(" | ", " or ") or "choice")
             rows.append(f"| `{prefix}{f.name}` | {tname} | `{v!r}` | {valid} | "
                         f"{'execution-only' if f.metadata.get('execution') else ''} |")
     walk(Config(), "")

@@ -38,10 +38,17 @@ POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, lo_open=True), Range(0), Range(1
 UNIT, UNIT_OPEN_TOP = Range(0, 1), Range(0, 1, hi_open=True)
 
 
-def opt(default, *, range: Range | None = None, execution: bool = False, factory=None):
+def opt(default, *, range: Range | None = None, execution: bool = False, factory=None, choices=None,
+        values=None, later: bool = False):
     """A config field with its valid range and whether it is execution-only (may change between
-    resumes without changing what the run computes: paths, workers, prefetch, trackers)."""
-    meta = {"range": range, "execution": execution}
+    resumes without changing what the run computes: paths, workers, prefetch, trackers).
+
+    ``choices``: a function returning the allowed values (read from a registry when the config is
+    checked, so a registered extension is allowed and docs/config.md lists them); ``values``: a
+    function describing the allowed values where they are composed, not listed. ``later``: a key
+    added after runs were recorded; at its default it is left out of a run's identity, so those
+    runs keep theirs."""
+    meta = {"range": range, "execution": execution, "choices": choices, "values": values, "later": later}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

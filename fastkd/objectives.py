@@ -2,14 +2,16 @@
 method it runs): cross-entropy on soft targets for teachers and from-scratch students, knowledge
 distillation against a frozen teacher for students.
 
-A new method (a cached teacher, a feature-matching loss) is a new class with ``loss`` and, when
-it has a teacher network, ``teacher`` for evaluation to collect its outputs.
+Which distillation loss is computed is the method's (fastkd.distill, ``distill.method``); these
+classes say where the teacher's logits come from: the teacher network run on the batch, or the
+teacher-output cache.
 """
 from __future__ import annotations
 
 import torch
 
-from .losses import kd_loss, soft_cross_entropy
+from .distill import method_for
+from .losses import soft_cross_entropy
 
 
 class SoftTargets:
@@ -22,21 +24,19 @@ class SoftTargets:
 
 
 class Distillation:
-    """gamma T^2 KL(teacher^T || student^T) + (1 - gamma) CE (Hinton et al. 2015) against a frozen
-    teacher in eval mode, run under autocast on the same (possibly mixed) batch as the student."""
+    """A distillation method's loss (fastkd.distill) against a frozen teacher in eval mode, run
+    under autocast on the same (possibly mixed) batch as the student."""
 
-    def __init__(self, teacher: torch.nn.Module, *, temperature: float, gamma: float, reduction: str,
-                 autocast, forward=None):
+    def __init__(self, teacher: torch.nn.Module, method, *, autocast, forward=None):
         self.teacher = teacher
         self.forward = forward or teacher
-        self.temperature, self.gamma, self.reduction = temperature, gamma, reduction
+        self.method = method
         self.autocast = autocast
 
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         with torch.no_grad(), self.autocast():
             t_logits = self.forward(batch.images)
-        return kd_loss(logits, t_logits, batch.targets, temperature=self.temperature, gamma=self.gamma,
-                       reduction=self.reduction)
+        return self.method.loss(logits, t_logits, batch.targets)
 
 
 class CachedDistillation:
@@ -45,24 +45,21 @@ class CachedDistillation:
 
     teacher = None
 
-    def __init__(self, table: torch.Tensor, *, temperature: float, gamma: float, reduction: str):
+    def __init__(self, table: torch.Tensor, method):
         self.table = table
-        self.temperature, self.gamma, self.reduction = temperature, gamma, reduction
+        self.method = method
 
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         t_logits = self.table[batch.index.to(self.table.device)].to(logits.device)
-        return kd_loss(logits, t_logits, batch.targets, temperature=self.temperature, gamma=self.gamma,
-                       reduction=self.reduction)
+        return self.method.loss(logits, t_logits, batch.targets)
 
 
 def objective_for(cfg, teacher, *, autocast, compile_fn=None, cached_logits: torch.Tensor | None = None):
-    """The objective of a run: distillation when it has a teacher and gamma > 0, reading the
-    teacher's outputs from ``cached_logits`` when given."""
+    """The objective of a run: its distillation method when it has a teacher and gamma > 0,
+    reading the teacher's outputs from ``cached_logits`` when given."""
     if teacher is None or cfg.distill.gamma == 0:
         return SoftTargets()
+    method = method_for(cfg.distill)
     if cached_logits is not None:
-        d = cfg.distill
-        return CachedDistillation(cached_logits, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction)
-    d = cfg.distill
-    return Distillation(teacher, temperature=d.temperature, gamma=d.gamma, reduction=d.reduction, autocast=autocast,
-                        forward=compile_fn(teacher) if compile_fn else None)
+        return CachedDistillation(cached_logits, method)
+    return Distillation(teacher, method, autocast=autocast, forward=compile_fn(teacher) if compile_fn else None)

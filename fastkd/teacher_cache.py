@@ -24,6 +24,7 @@ from .atomic import write_atomic
 from .data.fingerprint import sha256_file
 from .errors import ConfigError, FastkdError
 from .identity import digest
+from .distill import method_class
 from .lock import FolderLock
 from .pipelines.registry import training_batches_carry_index
 from .pipelines.spec import make_spec
@@ -42,6 +43,11 @@ def use_cache(cfg, kind: str) -> bool:
     """Whether a run reads its teacher's outputs from the cache (``distill.cache_teacher``)."""
     mode = cfg.distill.cache_teacher
     if kind != "student" or not cfg.distill.teacher or cfg.distill.gamma == 0 or mode == "off":
+        return False
+    if not method_class(cfg.distill.method).reads_cached_outputs:
+        if mode == "on":
+            raise ConfigError(f"distill.cache_teacher=on: distill.method={cfg.distill.method} needs more of the teacher "
+                              "than its logits on the student's view, so it runs the teacher live; use auto or off")
         return False
     deterministic = student_view_is_deterministic(cfg)
     if mode == "on" and not deterministic:

@@ -52,6 +52,12 @@ AugmentSpec = dataclasses.make_dataclass(
 AugmentSpec.__module__ = __name__
 
 
+def names_text() -> str:
+    """The allowed ``augment`` values, as docs/config.md states them."""
+    return (f"none, or {', '.join(PER_SAMPLE)} and at most one of {', '.join(MIXING)}, joined with + "
+            "(e.g. crop_flip+cutmix)")
+
+
 def parse_names(text: str) -> tuple[str, ...]:
     """Validate an augmentation string and return its canonical, ordered parts."""
     parts = [p.strip() for p in str(text).split("+") if p.strip()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..distill import method_class
+from ..errors import ConfigError
 from .common import done, finite
 from .stats import SIGNIFICANCE
 from .tables import VARIANT_NOTES
@@ -52,11 +54,20 @@ def study_context(records: list[dict]) -> dict:
         "seeds": max(cells.values()) if cells else 0,
         "min_seeds": min(cells.values()) if cells else 0,
         "distill": _values([r for r in students if r["labels"]["distill"] != "scratch"],
-                           lambda r: (r["labels"]["distill"], r["config"]["distill"]["temperature"],
-                                                r["config"]["distill"]["gamma"], r["config"]["distill"]["reduction"])),
+                           lambda r: (r["labels"]["distill"], _setting(r["config"]["distill"]))),
         "undefined": sum(1 for r in ok for rep in r["analysis"]["class_discrimination"].values()
                          for v in rep.values() if "score" not in v),
     }
+
+
+def _setting(distill: dict) -> tuple[str, str]:
+    """(method, its settings as the method describes them) from a run's recorded ``distill``;
+    runs recorded before methods were named ran Hinton KD."""
+    name = distill.get("method", "kd")
+    try:
+        return name, method_class(name).describe(distill)
+    except ConfigError:
+        return name, "a method not registered in this fastkd"
 
 
 def _machine(hw: dict) -> str:
@@ -164,7 +175,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
     spread = (f"`±` is the sample standard deviation over the seeds of a cell (n = {ctx['min_seeds']}"
               + (f" to {n}" if ctx["min_seeds"] != n else "") + " seeds)") if n > 1 else \
         "one seed per cell: no spread can be estimated and differences between cells are not testable"
-    distill = "; ".join(f"{d}: T = {t:g}, gamma = {g:g}, KL reduction {red}" for d, t, g, red in ctx["distill"])
+    distill = "; ".join(f"{d}{'' if d == method else f' ({method})'}: {text}" for d, (method, text) in ctx["distill"])
     out = ["# Study summary", "",
            f"- Data: {_one_or_list(ctx['data'])}; images per split: {_one_or_list(ctx['sizes'])}",
            f"- Epochs: teachers {_one_or_list(ctx['teacher_epochs'])}, students {_one_or_list(ctx['student_epochs'])};"
