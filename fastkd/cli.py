@@ -22,12 +22,14 @@ def _config_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--data", help="shorthand for --set data.path=PATH (with data.name cifar10, cifar100 or imagefolder)")
 
 
-def _resolve(args, extra: dict | None = None, inherit: dict | None = None):
+def _resolve(args, extra: dict | None = None, *, student: bool = False):
     from .config import build
+    from .teacher import student_config  # a student reads its teacher's data; what the user sets still wins
     extra = dict(extra or {})
     if args.data:
         extra.setdefault("data", {})["path"] = args.data
-    return build(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra, inherit=inherit)
+    make = student_config if student else build
+    return make(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra)
 
 
 def _print_metrics(metrics: dict, out: Path) -> None:
@@ -42,18 +44,9 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 
 
 def cmd_train(args, kind="teacher") -> int:
-    from .engine import data_differences, teacher_data_layer, train
-    from .config import peek
+    from .engine import train
     extra = {"distill": {"teacher": args.teacher}} if kind == "student" and args.teacher else None
-    teacher = peek("distill.teacher", preset=args.preset, files=args.config, overrides=args.overrides, extra=extra) \
-        if kind == "student" else None
-    # by default a student reads its teacher's data; what the user sets still wins
-    layer = teacher_data_layer(str(teacher)) if teacher else None
-    cfg = _resolve(args, extra, inherit=layer)
-    if layer:
-        for line in data_differences(cfg, layer, str(teacher)):
-            print(f"warning: the student's data differs from its teacher's ({line}); the class lists must still "
-                  "match", file=sys.stderr)
+    cfg = _resolve(args, extra, student=kind == "student")
     metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)
     from accelerate import PartialState
     if PartialState().is_main_process:

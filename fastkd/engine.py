@@ -10,14 +10,15 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from . import checkpoint as ckpt
-from . import models, runinfo, seeding, teacher_cache
-from .config import Config, from_dict
+from . import runinfo, seeding, teacher_cache
+from .config import Config
 from .data.fingerprint import data_fingerprint
 from .errors import TrainingError
 from .evaluate import evaluate, save_outputs
@@ -31,11 +32,11 @@ from .progress import bars_wanted
 from .pipelines import backend_reads
 from .pipelines import require as require_backend
 from .rundir import RunDir, teacher_identity, write_json
-from .config import load_yaml
+from .teacher import cached_teacher_logits, data_differences, load_teacher
 
 PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)
 
-__all__ = ["Trainer", "TrainingError", "train", "load_teacher", "make_accelerator", "run_identity_of"]
+__all__ = ["Trainer", "TrainingError", "train", "make_accelerator", "run_identity_of"]
 
 
 def requested_device(cfg: Config) -> torch.device:
@@ -80,52 +81,6 @@ def make_accelerator(cfg: Config, out_dir: Path | None = None):
         raise TrainingError(f"device={cfg.device}: Accelerate placed this run on {acc.device} (check ACCELERATE_* "
                             "environment variables and the accelerate config)")
     return acc
-
-
-def load_teacher(run_path: str, num_classes: int, device, classes: list[str] | None = None) -> torch.nn.Module:
-    """The frozen teacher of a finished ``fastkd train`` run directory, checked to be trained on
-    the same classes (names and order) as the student's data."""
-    rd = RunDir(run_path)
-    teacher_identity(run_path)  # a finished fastkd run, or a message saying what it is not
-    rd.verify_weights()
-    tcfg = from_dict(load_yaml(rd.config.read_text(), str(rd.config)) or {})
-    teacher = models.create(tcfg.model, num_classes)
-    ckpt.load_weights(teacher, rd.model, model_name=tcfg.model, num_classes=num_classes, classes=classes)
-    teacher.eval().requires_grad_(False)
-    return teacher.to(device)
-
-
-# A student reads its teacher's data unless told otherwise: the same source, split of pixels and
-# normalisation (the class list is checked when the teacher is loaded).
-INHERITED_DATA = ("name", "path", "download", "cache_dir", "image_size", "mean", "std", "on_corrupt")
-
-
-def teacher_data_layer(run_path: str) -> dict:
-    """The teacher run's data source as a config layer for its student."""
-    rd = RunDir(run_path)
-    teacher_identity(run_path)
-    tcfg = load_yaml(rd.config.read_text(), str(rd.config)) or {}
-    data = tcfg.get("data", {})
-    layer = {k: data[k] for k in INHERITED_DATA if k in data}
-    if data.get("backend") and backend_reads(data["backend"]) == "beton":  # a .beton folder: keep the backend
-        layer["backend"] = data["backend"]
-    return {"data": layer}
-
-
-def data_differences(student: Config, teacher_layer: dict, teacher_run: str) -> list[str]:
-    """Where the student's resolved data source differs from its teacher's: for the data itself by
-    content (the fingerprint each run's identity holds), not by how its path is spelled."""
-    out = []
-    for k, tv in teacher_layer["data"].items():
-        sv = getattr(student.data, k)
-        if k != "path" and sv != tv:
-            out.append(f"data.{k}: teacher {tv!r}, student {sv!r}")
-    theirs = (RunDir(teacher_run).read_marker() or {}).get("identity_fields", {}).get("data")
-    ours = data_fingerprint(student.data, backend_reads(student.data.backend))
-    if theirs is not None and ours != theirs:
-        out.append(f"data content: the student's {student.data.name} at {student.data.path!r} is not the data its "
-                   f"teacher was trained on ({teacher_layer['data'].get('path')!r})")
-    return out
 
 
 # paths a run records as absolute: a relative one would be read against whatever folder a later
@@ -182,9 +137,18 @@ class Trainer:
                 else:
                     self.rd.lock.release()
                 raise
+        if self.main and kind == "student" and cfg.distill.teacher and self.status != "done":
+            self._warn_if_data_differs()
         self.acc.wait_for_everyone()
         if not self.main:
             self.status = "done" if self.rd.is_finished() else ("resume" if self.rd.has_checkpoint() else "new")
+
+    def _warn_if_data_differs(self) -> None:
+        """A student may read other data than its teacher (the user said so), but it is named."""
+        for line in data_differences(self.cfg, self.cfg.distill.teacher, self.identity["data"]):
+            message = f"warning: the student's data differs from its teacher's ({line}); the class lists must still match"
+            print(message, file=sys.stderr)
+            self.rd.log(message)
 
     # ---- setup -------------------------------------------------------------------------------
     def _setup(self):
@@ -219,27 +183,9 @@ class Trainer:
                                        cached_logits=self._teacher_table() if self.cache_teacher else None)
 
     def _teacher_table(self) -> torch.Tensor:
-        """The teacher's logits on every training image: from its cache, or one pass that fills it."""
-        cfg, acc = self.cfg, self.acc
-        run = Path(cfg.distill.teacher)
-        key = teacher_cache.cache_key(cfg, run, self.identity["data"], self.data_sizes["train"])
-        table, why_not = teacher_cache.load(run, key, self.num_classes)
-        if why_not and self.main:
-            self.rd.log(f"teacher cache: rebuilt, the file there was not used: {why_not}")
-        if table is None:
-            # every process reads the table, so every process gathers it; features are not needed
-            out = evaluate(self.teacher, self.eval_pipes["train"], acc, collect=True, features=False).outputs
-            table = out["logits"].astype(teacher_cache.stored_dtype(out["logits"]), copy=False)  # as students read it
-            if self.main:
-                teacher_cache.save(run, key, table)
-                self.rd.log(f"teacher cache: computed {table.shape[0]} rows in {run / 'teacher_cache'}")
-        elif self.main:
-            self.rd.log(f"teacher cache: read {table.shape[0]} rows from {run / 'teacher_cache'}")
-        lookup = teacher_cache.as_lookup(table, acc.device)
-        if self.main and lookup.device.type != acc.device.type:
-            self.rd.log(f"teacher cache: {lookup.nbytes / 2**30:.1f} GiB does not fit beside the run on {acc.device}: "
-                        "rows are gathered on the host (one host sync per step)")
-        return lookup
+        return cached_teacher_logits(self.cfg, self.teacher, self.eval_pipes["train"], self.acc,
+                                     data=self.identity["data"], train_size=self.data_sizes["train"],
+                                     num_classes=self.num_classes, log=self.rd.log if self.main else None)
 
     @property
     def bare_model(self):

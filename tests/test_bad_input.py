@@ -455,6 +455,11 @@ def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys)
     assert "warning" not in capsys.readouterr().err
     assert json.loads((s / "metrics.json").read_text())["data_sizes"] == {"train": 18, "test": 9}
     assert f"data imagefolder at {tree}" in (s / "train.log").read_text()
+    # the same rule for Python callers: the library builds a student's config the CLI's way
+    from fastkd.teacher import student_config
+    cfg = student_config(preset="smoke", overrides=[f"distill.teacher={t}"])
+    assert (cfg.data.name, cfg.data.path) == ("imagefolder", str(tree))
+    assert student_config(preset="smoke", overrides=[f"distill.teacher={t}", "data.limit_test=5"]).data.limit_test == 5
     # another tree is allowed with a warning, and refused when its classes differ
     assert cli_main(["distill", "--preset", "smoke", "--teacher", str(t), "--data", str(other), "--set",
                      "train.epochs=1", "--set", "train.batch_size=6", "--out", str(tmp_path / "s2"), "--quiet"]) == 2
