@@ -24,7 +24,7 @@ def _config_args(p: argparse.ArgumentParser, presets: str) -> None:
 
 def _resolve(args, extra: dict | None = None, *, student: bool = False):
     from .config import build
-    from .teacher import student_config  # a student reads its teacher's data; what the user sets still wins
+    from .train.teacher import student_config  # a student reads its teacher's data; what the user sets still wins
     extra = dict(extra or {})
     if args.data:
         extra.setdefault("data", {})["path"] = args.data
@@ -33,7 +33,7 @@ def _resolve(args, extra: dict | None = None, *, student: bool = False):
 
 
 def _print_metrics(metrics: dict, out: Path) -> None:
-    from .runrecord import RunMetrics
+    from .run.runrecord import RunMetrics
     m = RunMetrics.from_dict(metrics)
     print(f"\n{m.kind} {m.model} (augment={m.augment}, seed={m.seed}): "
           f"test accuracy {100 * m.test_accuracy:.2f}% on {m.test_examples} images, "
@@ -44,7 +44,7 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 
 
 def cmd_train(args, kind="teacher") -> int:
-    from .engine import train
+    from .train.engine import train
     extra = {"distill": {"teacher": args.teacher}} if kind == "student" and args.teacher else None
     cfg = _resolve(args, extra, student=kind == "student")
     metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)
@@ -55,7 +55,7 @@ def cmd_train(args, kind="teacher") -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate_run import evaluate_run
+    from .train.evaluate_run import evaluate_run
     result = evaluate_run(args.run, split=args.split, overrides=args.overrides)
     print(json.dumps(result, indent=2))
     return 0
@@ -104,7 +104,7 @@ def cmd_report(args) -> int:
 
 def cmd_metric(args) -> int:
     from .metrics.analysis import analyze_run
-    from .rundir import RunDir
+    from .run.rundir import RunDir
     rd = RunDir(args.run)
     if not rd.path.is_dir():
         raise RunDirError(f"{rd.path}: no such run folder")
@@ -148,7 +148,7 @@ def cmd_data_convert(args) -> int:
 def cmd_info(args) -> int:
     from . import models
     from .config import config_reference, preset_names
-    from .runinfo import environment
+    from .run.runinfo import environment
     if args.config_keys:
         print(config_reference(), end="")
         return 0
@@ -311,11 +311,11 @@ def _close_process_group() -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options: `fastkd bench --data X` works as is
-        from .bench import main as bench_main
+        from .bench.pipelines import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     _show_library_messages()
-    from .child_processes import stop_on_signals
+    from .run.child_processes import stop_on_signals
     try:
         with stop_on_signals():
             status = args.func(args)

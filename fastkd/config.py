@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
 from .data.decode import MAX_PIXELS
 from .data.loading import DATASETS
-from .losses import REDUCTIONS
+from .train.losses import REDUCTIONS
 from .pipelines.spec import AugParams
 from . import models
 from .pipelines.registry import BACKENDS, backend_reads
@@ -115,7 +115,7 @@ class _DistillFields:
     temperature: float = opt(20.0, range=POSITIVE)
     gamma: float = opt(0.5, range=UNIT)  # weight of the KD term; 0 trains the student from scratch
     reduction: Literal[REDUCTIONS] = "batchmean"  # batchmean (Hinton) | mean (the paper's: also / classes)
-    # teacher outputs computed once (fastkd/teacher_cache.py): auto = when the student's view has no
+    # teacher outputs computed once (fastkd/train/teacher_cache.py): auto = when the student's view has no
     # augmentation; on = require it; off = run the teacher live every step. Results are the same.
     cache_teacher: Literal["auto", "on", "off"] = opt("auto", execution=True)
 

@@ -22,7 +22,7 @@ import torch
 
 from fastkd.kernels import augment as K
 from fastkd.kernels import mix as M
-from fastkd.seeding import generator
+from fastkd.train.seeding import generator
 
 from .batch import Batch
 from .sharding import batch_slices, shard_indices

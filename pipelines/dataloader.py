@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from fastkd.child_processes import die_with_parent
+from fastkd.run.child_processes import die_with_parent
 from fastkd.data.decode import EVAL_CROP_RATIO, MAX_PIXELS, open_image, random_resized_crop, resize_center_crop, to_rgb
 from fastkd.errors import DataError
-from fastkd.seeding import derive_seed
+from fastkd.train.seeding import derive_seed
 
 from .base import ShardedPipeline
 

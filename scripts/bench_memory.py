@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"{what:<18}{n:>9,} images  main {row['peak_rss_main_mib']:>8.0f} MiB  largest child "
                       f"{row['peak_rss_largest_child_mib']:>7.0f} MiB  {row['images_per_second']:>8.0f} img/s", flush=True)
-    from fastkd import runinfo
+    from fastkd.run import runinfo
     runinfo.write_bench_json(args.json, rows)
     return 0
 

@@ -6,7 +6,7 @@
 """
 import sys
 
-from fastkd.bench import main
+from fastkd.bench.pipelines import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

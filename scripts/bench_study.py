@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from fastkd import runinfo
+from fastkd.run import runinfo
 
 THREADS = str(torch.get_num_threads())  # what a sequential run uses here
 BASE = f"sequential ({THREADS} threads), teacher cache"

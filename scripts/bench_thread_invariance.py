@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['setting']:<36}{r['model']:<9}{len(r['differing']):>9} of {r['parameters']:<5}"
               f"{r['step_ms_1_thread']:>8.0f} ms{r['step_ms_2_threads']:>8.0f} ms")
-    from fastkd import runinfo
+    from fastkd.run import runinfo
     runinfo.write_bench_json(args.json, rows)
     return 0
 

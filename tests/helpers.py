@@ -37,7 +37,7 @@ def seeded(device, seed: int) -> torch.Generator:
 def kill_at_loss_call(monkeypatch, n: int):
     """Make the n-th training step of the next run raise KeyboardInterrupt (a kill); returns the
     real loss method, to put back before resuming."""
-    from fastkd import engine
+    from fastkd.train import engine
     real = engine.Trainer._loss
     calls = {"n": 0}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from fastkd import config as C
-from fastkd import engine
+from fastkd.train import engine
 from fastkd.data import load_splits
 from fastkd.pipelines import build_pipeline
 from fastkd.pipelines.spec import make_spec
@@ -33,7 +33,7 @@ flat = torch.cat([p.detach().flatten() for p in trainer.bare_model.parameters()]
 params = acc.gather(flat.unsqueeze(0))
 
 # 2b. per-image outputs gathered to the main process only
-from fastkd.evaluate import evaluate  # noqa: E402
+from fastkd.train.evaluate import evaluate  # noqa: E402
 eval_pipe = build_pipeline("tensor", data["test"], make_spec("none"), train=False, batch_size=40, device=acc.device,
                            seed=cfg.seed, process_index=acc.process_index, num_processes=acc.num_processes)
 gathered = evaluate(trainer.bare_model, eval_pipe, acc, collect=True, gather_to="main").outputs

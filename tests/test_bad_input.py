@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fastkd import engine
+from fastkd.train import engine
 from fastkd.cli import main as cli_main
 from fastkd.config import DataConfig
 from fastkd.data import DataError, load_splits
@@ -456,7 +456,7 @@ def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys)
     assert json.loads((s / "metrics.json").read_text())["data_sizes"] == {"train": 18, "test": 9}
     assert f"data imagefolder at {tree}" in (s / "train.log").read_text()
     # the same rule for Python callers: the library builds a student's config the CLI's way
-    from fastkd.teacher import student_config
+    from fastkd.train.teacher import student_config
     cfg = student_config(preset="smoke", overrides=[f"distill.teacher={t}"])
     assert (cfg.data.name, cfg.data.path) == ("imagefolder", str(tree))
     assert student_config(preset="smoke", overrides=[f"distill.teacher={t}", "data.limit_test=5"]).data.limit_test == 5

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fastkd.bench import _installed
+from fastkd.bench.pipelines import _installed
 from fastkd.cli import main as cli_main
 
 
@@ -42,13 +42,13 @@ def test_bench_reports_every_backend_with_consistent_ratios(tmp_path, capsys, mo
 
 
 def test_a_share_above_the_bare_step_is_shown_as_noise():
-    from fastkd.bench import _of_bare
+    from fastkd.bench.pipelines import _of_bare
     assert _of_bare({"fraction_of_bare": 2.723}) == "~100% (noise)"
     assert _of_bare({"fraction_of_bare": 0.8151}) == "81.5%" and _of_bare({}) == ""
 
 
 def test_metric_benchmark_reports_every_path_per_device(tmp_path, capsys):
-    from fastkd.bench_metrics import main
+    from fastkd.bench.metrics import main
     out = tmp_path / "m.json"
     assert main(["--sizes", "300", "--dims", "8", "--k", "5", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
@@ -65,7 +65,7 @@ def test_the_timed_steps_make_no_host_sync(monkeypatch):
     # the cached-KD step read the table's size from the batch (int(index.max()), twice) inside the timing
     import torch
     from helpers import HostSyncCounter
-    from fastkd.bench import _Steps
+    from fastkd.bench.pipelines import _Steps
     from fastkd.config import DataConfig
     from fastkd.data import load_splits
     from fastkd.pipelines import build_pipeline

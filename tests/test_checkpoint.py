@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fastkd import checkpoint as ck
+from fastkd.run import checkpoint as ck
 from fastkd import models
 
 

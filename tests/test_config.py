@@ -72,7 +72,7 @@ def test_paper_presets_carry_the_protocol():
 ])
 def test_paper_presets_decay_the_lr_when_the_authors_did(preset, lrs):
     import torch
-    from fastkd.optim import build_optimizer, build_scheduler
+    from fastkd.train.optim import build_optimizer, build_scheduler
     cfg = C.build(preset=preset, overrides=["train.epochs=121"])
     opt = build_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg.train)
     sched = build_scheduler(opt, steps_per_epoch=1, tc=cfg.train)

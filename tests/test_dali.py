@@ -206,7 +206,7 @@ def test_corrupt_jpeg_is_named(tmp_path, jpeg_tree):
 
 def test_training_through_the_engine(tmp_path, jpeg_tree, device):
     from fastkd import config as C
-    from fastkd import engine
+    from fastkd.train import engine
     cfg = C.build(overrides=["data.name=imagefolder", f"data.path={jpeg_tree}", "data.backend=dali", "model=lenet",
                              "augment=crop_flip+cutmix", "train.epochs=1", "train.batch_size=8", "data.image_size=32",
                              f"device={device}"])

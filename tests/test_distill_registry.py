@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from fastkd import config as C
-from fastkd import engine
+from fastkd.train import engine
 from fastkd.distill import KDMethod, method_for
 from fastkd.distill.registry import register, unregister
 from fastkd.errors import ConfigError
 from fastkd.fields import POSITIVE, opt
-from fastkd.objectives import CachedDistillation, Distillation, objective_for
+from fastkd.train.objectives import CachedDistillation, Distillation, objective_for
 from fastkd.report.summary import _setting
-from fastkd.teacher_cache import use_cache
+from fastkd.train.teacher_cache import use_cache
 
 TINY = ["data.name=sample", "data.limit_train=64", "data.limit_test=32", "train.epochs=1", "train.batch_size=16",
         "data.eval_batch_size=32", "device=cpu", "model=lenet"]

@@ -7,10 +7,10 @@ from safetensors.torch import load_file
 
 from helpers import kill_at_loss_call, needs_cuda
 from fastkd import config as C
-from fastkd import engine
-from fastkd.checkpoint import CheckpointError
+from fastkd.train import engine
+from fastkd.run.checkpoint import CheckpointError
 from fastkd.cli import main as cli_main
-from fastkd.rundir import RunDirError
+from fastkd.run.rundir import RunDirError
 
 TINY = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "model=resnet8", "train.epochs=3",
         "train.batch_size=32", "train.lr=0.05", "train.schedule=cosine", "data.eval_batch_size=100"]
@@ -127,7 +127,7 @@ def test_selection_by_validation_loss_keeps_best_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
-    from fastkd import objectives
+    from fastkd.train import objectives
     real = objectives.soft_cross_entropy
     monkeypatch.setattr(objectives, "soft_cross_entropy", lambda lg, t: real(lg, t) * float("nan"))
     with pytest.raises(engine.TrainingError, match=r"loss became nan (at|during) epoch 1"):
@@ -169,7 +169,7 @@ def test_gpu_teacher_and_student_with_mixed_precision(tmp_path, precision):
     sm = engine.train(_cfg(*gpu, "model=lenet", f"distill.teacher={t}", "train.epochs=1"), s, kind="student", progress=False)
     assert sm["teacher_test_accuracy"] == pytest.approx(tm["test_accuracy"])
     # GPU-trained weights reproduce their accuracy when re-evaluated on the CPU in float32
-    from fastkd.evaluate_run import evaluate_run
+    from fastkd.train.evaluate_run import evaluate_run
     r = evaluate_run(t, overrides=["device=cpu", "train.precision=no"])
     assert r["examples"] == 100 and abs(r["accuracy"] - tm["test_accuracy"]) <= 0.02
 

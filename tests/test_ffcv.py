@@ -152,7 +152,7 @@ def test_ffcv_native_random_order_trains_and_reshuffles_each_epoch(betons):
 
 def test_engine_and_cli_convert(tmp_path):
     from fastkd import config as C
-    from fastkd import engine
+    from fastkd.train import engine
     from fastkd.cli import main as cli_main
     assert cli_main(["data", "convert", "--to", "beton", "--data", "sample", "--out", str(tmp_path / "d" / "cifar-train.beton"),
                      "--workers", "2"]) == 0

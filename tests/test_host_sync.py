@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastkd import config as C
-from fastkd import engine
+from fastkd.train import engine
 from helpers import HostSyncCounter
 BASE = ["data.name=sample", "data.limit_train=200", "data.limit_test=40", "train.epochs=1", "train.batch_size=8",
         "data.eval_batch_size=40", "data.num_workers=0", "train.lr=0.01"]

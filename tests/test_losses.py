@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastkd.losses import kd_kl, kd_loss, soft_cross_entropy
+from fastkd.train.losses import kd_kl, kd_loss, soft_cross_entropy
 
 
 def _kd_reference(s, t, y, T, gamma, per_class):

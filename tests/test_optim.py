@@ -1,7 +1,7 @@
 import pytest
 
 from fastkd.config import TrainConfig
-from fastkd.optim import lr_factor
+from fastkd.train.optim import lr_factor
 
 
 def test_step_schedule_decays_at_milestone_epochs():

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 from fastkd import config as C
-from fastkd import engine
-from fastkd.atomic import write_atomic
+from fastkd.train import engine
+from fastkd.run.atomic import write_atomic
 from fastkd.cli import main as cli_main
 from fastkd.errors import CheckpointError, ConfigError, FastkdError, RunDirError, RunLockedError
-from fastkd.lock import FolderLock
+from fastkd.run.lock import FolderLock
 from helpers import TINY_STUDY, kill_at_loss_call
 
 TINY = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "model=resnet8", "train.epochs=2",
@@ -66,7 +66,7 @@ def test_a_locked_run_folder_is_refused_naming_the_holder(tmp_path):
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     out = tmp_path / "r"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fastkd.lock import FolderLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fastkd.run.lock import FolderLock; "
                                f"FolderLock({str(out)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -177,8 +177,8 @@ def test_a_planted_pickle_in_a_checkpoint_is_ignored_never_executed(tmp_path, mo
 
 
 def test_training_state_roundtrips_without_pickle(tmp_path):
-    from fastkd import checkpoint as ck
-    from fastkd import seeding
+    from fastkd.run import checkpoint as ck
+    from fastkd.train import seeding
     import random
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -326,7 +326,7 @@ def test_stale_temporary_files_of_dead_writers_are_swept_on_start(tmp_path, monk
 
 # ---- 13, 15. class lists and reproducible bytes ------------------------------------------------------
 def test_teacher_trained_on_other_classes_is_refused(tmp_path):
-    from fastkd import checkpoint as ck
+    from fastkd.run import checkpoint as ck
     from fastkd import models
     m = models.create("lenet", 3)
     p = tmp_path / "w.safetensors"

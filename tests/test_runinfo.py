@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from fastkd import runinfo
+from fastkd.run import runinfo
 
 
 def test_recording_the_hardware_does_not_initialise_cuda(monkeypatch):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fastkd import engine
+from fastkd.train import engine
 from fastkd.config import ConfigError
 from fastkd.study import load_study, run_study
 from fastkd.study import runs as runs_mod

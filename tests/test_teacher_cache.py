@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from fastkd import config as C
-from fastkd import engine, teacher_cache
+from fastkd.train import engine, teacher_cache
 from helpers import needs_cuda
 
 BASE = ["data.name=sample", "data.limit_train=320", "data.limit_test=100", "train.batch_size=32", "train.lr=0.05",
@@ -105,8 +105,8 @@ def test_a_teacher_that_saves_its_train_outputs_leaves_the_cache_its_students_re
 
 
 def test_a_teacher_folder_in_use_gets_no_table_until_it_is_free(tmp_path):
-    from fastkd import teacher_cache
-    from fastkd.lock import FolderLock
+    from fastkd.train import teacher_cache
+    from fastkd.run.lock import FolderLock
     key, logits = {"rows": 4, "teacher_weights": "w"}, np.arange(40, dtype=np.float32).reshape(4, 10)
     with FolderLock(tmp_path):  # another holder (a run retraining the teacher): the write is skipped, no error
         teacher_cache.save(tmp_path, key, logits)

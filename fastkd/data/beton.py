@@ -92,7 +92,7 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},
             "image_shape": list(train.images.shape[1:]) if train.decoded else
             ([image_size, image_size, 3] if image_size else None)}
-    from ..atomic import write_atomic
+    from ..run.atomic import write_atomic
     write_atomic(out / META, json.dumps(meta), error=DataError, what="conversion listing")
     return targets
 

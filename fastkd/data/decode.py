@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .arrays import DataError
-from ..child_processes import die_with_parent, worker_pool
+from ..run.child_processes import die_with_parent, worker_pool
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # data.max_pixels: a larger image is refused before its pixels are read

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import sweep_temporaries, write_atomic
-from ..progress import bar
+from ..run.atomic import sweep_temporaries, write_atomic
+from ..train.progress import bar
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
 from .decode import MAX_PIXELS

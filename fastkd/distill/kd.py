@@ -1,8 +1,8 @@
 """Hinton et al. 2015 knowledge distillation, with the paper's KL reduction as an option:
-gamma T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - gamma) CE (fastkd.losses.kd_loss)."""
+gamma T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - gamma) CE (fastkd.train.losses.kd_loss)."""
 from __future__ import annotations
 
-from ..losses import kd_loss
+from ..train.losses import kd_loss
 from .base import KDMethod
 
 

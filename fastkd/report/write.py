@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..run.atomic import write_atomic
 from .plots import write_plots
 from .summary import study_context, summary_text
 from .tables import CSV_COLUMNS, build_tables, csv_text

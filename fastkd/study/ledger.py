@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from ..atomic import write_json
+from ..run.atomic import write_json
 
 STATUSES = ("done", "failed", "skipped")
 

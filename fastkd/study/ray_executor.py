@@ -78,7 +78,7 @@ def _train_task(config: dict, run_dir: str, kind: str, knn_k: int, cd_variants: 
     """The body of a run's Ray task (in a worker process)."""
     import torch
 
-    from .. import runinfo
+    from ..run import runinfo
     torch.set_num_threads(max(1, threads))
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:

@@ -3,7 +3,7 @@
 Killing the study at any point and starting the same command again finishes the grid: finished
 runs are skipped (their ledger record exists), a run cut mid-training resumes from its last
 checkpoint, and a record is only ever written whole. A run is matched to its record by its
-identity (what it computes, fastkd.identity), so the study folder may be spelled any way,
+identity (what it computes, fastkd.run.identity), so the study folder may be spelled any way,
 moved or copied. A done record is never overwritten by a worse one. A failed run (e.g. NaN
 loss) is recorded as failed with its error and does not stop the grid; students of a failed
 teacher are recorded as skipped. Only fastkd's own errors count as failures: a bug crashes.
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from ..atomic import write_atomic
+from ..run.atomic import write_atomic
 from ..config import ConfigError
 from ..data.fingerprint import data_fingerprint
 from ..errors import RunDirError
-from ..identity import digest, explain_difference, run_identity
-from ..lock import FolderLock
+from ..run.identity import digest, explain_difference, run_identity
+from ..run.lock import FolderLock
 from ..report import write_report
 from ..pipelines import backend_reads
 from .ledger import Ledger

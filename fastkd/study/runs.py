@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from .. import runinfo
+from ..run import runinfo
 from ..config import from_dict
-from ..engine import train
+from ..train.engine import train
 from ..errors import DataError, FastkdError
-from ..identity import digest
+from ..run.identity import digest
 from ..metrics.analysis import analyze_run
-from ..runrecord import RunMetrics
+from ..run.runrecord import RunMetrics
 from .ledger import Ledger
 from .spec import RunSpec
 

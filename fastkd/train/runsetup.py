@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import models
-from .config import Config, ConfigError
-from .data import load_splits
-from .pipelines import Layout, backend_reads, build_pipeline
-from .pipelines.spec import AugmentSpec, make_spec
+from .. import models
+from ..config import Config, ConfigError
+from ..data import load_splits
+from fastkd.pipelines import Layout, backend_reads, build_pipeline
+from fastkd.pipelines.spec import AugmentSpec, make_spec
 
 
 @dataclass

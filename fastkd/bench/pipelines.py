@@ -16,15 +16,16 @@ from pathlib import Path
 
 import torch
 
-from . import models, runinfo
-from .config import DataConfig
-from .data import load_splits
-from .data.loading import sample_path
-from .losses import kd_loss, soft_cross_entropy
-from .pipelines import build_pipeline
-from .pipelines.spec import make_spec
-from .data.beton import read_listing
-from .pipelines import BACKENDS
+from .. import models
+from ..run import runinfo
+from ..config import DataConfig
+from ..data import load_splits
+from ..data.loading import sample_path
+from ..train.losses import kd_loss, soft_cross_entropy
+from ..pipelines import build_pipeline
+from ..pipelines.spec import make_spec
+from ..data.beton import read_listing
+from ..pipelines import BACKENDS
 
 
 def _sync(device):

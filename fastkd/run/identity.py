@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .config import diff
+from ..config import diff
 
 FORMAT = 1
 

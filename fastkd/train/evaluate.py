@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .atomic import write_atomic
+from ..run.atomic import write_atomic
 
 # the per-image outputs and their dtypes: every process must send the same dtypes and trailing
 # shapes, or the gather fails (or hangs), including a process whose shard is empty

@@ -28,11 +28,11 @@ import yaml
 
 from .atomic import sweep_temporaries, write_atomic, write_json
 from .checkpoint import has_state, latest_checkpoint
-from .config import diff
-from .errors import CheckpointError, RunDirError
+from ..config import diff
+from ..errors import CheckpointError, RunDirError
 from .identity import digest, explain_difference
 from .lock import LOCK_NAME, FolderLock
-from .data.fingerprint import sha256_file
+from ..data.fingerprint import sha256_file
 
 MARKER_FORMAT = 1
 __all__ = ["RunDir", "RunDirError", "write_atomic", "write_json"]

@@ -1,19 +1,20 @@
 """Everything a student needs from its teacher run: the frozen network, its data (a student reads
 its teacher's data unless told otherwise, from every entry point), and its logits on the
-training set, computed once and cached in the teacher's folder (fastkd.teacher_cache)."""
+training set, computed once and cached in the teacher's folder (fastkd.train.teacher_cache)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from . import models, teacher_cache
-from .config import Config, build, from_dict, load_yaml, peek
-from .data.fingerprint import data_fingerprint
+from ..run import checkpoint as ckpt
+from .. import models
+from . import teacher_cache
+from ..config import Config, build, from_dict, load_yaml, peek
+from ..data.fingerprint import data_fingerprint
 from .evaluate import evaluate
-from .pipelines import backend_reads
-from .rundir import RunDir, teacher_identity
+from ..pipelines import backend_reads
+from ..run.rundir import RunDir, teacher_identity
 
 # A student reads its teacher's data unless told otherwise: the same source, split of pixels and
 # normalisation (the class list is checked when the teacher is loaded).

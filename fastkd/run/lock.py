@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import RunDirError, RunLockedError
+from ..errors import RunDirError, RunLockedError
 
 LOCK_NAME = ".fastkd.lock"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .distill import method_for
+from ..distill import method_for
 from .losses import soft_cross_entropy
 
 
@@ -41,7 +41,7 @@ class Distillation:
 
 class CachedDistillation:
     """The same loss with the teacher's logits read from a table computed once
-    (``fastkd.teacher_cache``): row i holds the teacher's logits for sample i of the split."""
+    (``fastkd.train.teacher_cache``): row i holds the teacher's logits for sample i of the split."""
 
     teacher = None
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from . import runinfo
-from .metrics import class_discrimination, knn_purity
-from .metrics.knn import _faiss
+from ..run import runinfo
+from ..metrics import class_discrimination, knn_purity
+from ..metrics.knn import _faiss
 
 
 def _features(n, d, device, seed=0):

@@ -16,22 +16,23 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from . import runinfo, seeding, teacher_cache
-from .config import Config
-from .data.fingerprint import data_fingerprint
-from .errors import TrainingError
+from ..run import checkpoint as ckpt
+from ..run import runinfo
+from . import seeding, teacher_cache
+from ..config import Config
+from ..data.fingerprint import data_fingerprint
+from ..errors import TrainingError
 from .evaluate import evaluate, save_outputs
-from .identity import digest, run_identity
+from ..run.identity import digest, run_identity
 from .objectives import objective_for
-from .runrecord import RunMetrics
+from ..run.runrecord import RunMetrics
 from .runsetup import build_run_setup
 from .optim import build_optimizer, build_scheduler
 from .progress import bar as progress_bar
 from .progress import bars_wanted
-from .pipelines import backend_reads
-from .pipelines import require as require_backend
-from .rundir import RunDir, teacher_identity, write_json
+from ..pipelines import backend_reads
+from ..pipelines import require as require_backend
+from ..run.rundir import RunDir, teacher_identity, write_json
 from .teacher import cached_teacher_logits, data_differences, load_teacher
 
 PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)

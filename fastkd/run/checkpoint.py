@@ -3,7 +3,7 @@
 Nothing fastkd reads back can execute code: weights are safetensors, the training state is a
 safetensors file of tensors beside a JSON file of everything else (optimiser and scheduler
 settings, RNG states, history). Every write goes to a temporary name first and is renamed into
-place (``fastkd.atomic``), so a run killed mid-write keeps the previous checkpoint, and a full
+place (``fastkd.run.atomic``), so a run killed mid-write keeps the previous checkpoint, and a full
 disk is reported as such, naming the file.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from safetensors.torch import safe_open
 from safetensors.torch import save as save_bytes
 
 from .atomic import describe_os_error, write_atomic
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RunDirError
+from ..errors import RunDirError
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """``fastkd eval RUN``: re-evaluate a finished run's final weights (the same setup as training)."""
 from __future__ import annotations
 
-from . import checkpoint as ckpt
-from .config import from_dict, load_yaml, merge_layers, parse_override
+from ..run import checkpoint as ckpt
+from ..config import from_dict, load_yaml, merge_layers, parse_override
 from .engine import make_accelerator
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .evaluate import evaluate
-from .pipelines import require as require_backend
-from .rundir import RunDir, write_json
+from ..pipelines import require as require_backend
+from ..run.rundir import RunDir, write_json
 from .runsetup import build_run_setup
 
 

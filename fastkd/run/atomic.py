@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .errors import FastkdError, RunDirError
+from ..errors import FastkdError, RunDirError
 
 _TEMP = re.compile(r"^\..+\.(\d+)\.tmp$")
 

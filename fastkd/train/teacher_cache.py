@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_atomic
-from .data.fingerprint import sha256_file
-from .errors import ConfigError, FastkdError
-from .identity import digest
-from .distill import method_class
-from .lock import FolderLock
-from .pipelines.registry import training_batches_carry_index
-from .pipelines.spec import make_spec
+from ..run.atomic import write_atomic
+from ..data.fingerprint import sha256_file
+from ..errors import ConfigError, FastkdError
+from ..run.identity import digest
+from ..distill import method_class
+from ..run.lock import FolderLock
+from ..pipelines.registry import training_batches_carry_index
+from ..pipelines.spec import make_spec
 
 FORMAT = 2  # 2: the key file also records the table's SHA-256, checked on every read
 HALF_ABOVE_BYTES = 1 << 30  # larger tables are stored in float16 (memory-mapped either way)

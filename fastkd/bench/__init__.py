@@ -1,0 +1,1 @@
+"""Benchmarks: pipeline throughput (`fastkd bench`) and the metrics' speed."""

@@ -1,0 +1,1 @@
+"""Training and distillation: a run's setup, objective and loop, the teacher, evaluation."""
