@@ -9,7 +9,7 @@ from pathlib import Path
 from . import __version__
 from .errors import FastkdError, RunDirError
 
-# exit statuses (documented in the README): 0 done, 2 an error the message explains,
+# exit statuses (documented in docs/run-directory.md): 0 done, 2 an error the message explains,
 # 3 a study finished with runs that failed or were skipped, 130 interrupted
 EXIT_ERROR, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -148,6 +148,8 @@ def cmd_data_convert(args) -> int:
 def cmd_info(args) -> int:
     from . import models
     from .config import config_reference, preset_names
+    from .distill import available as kd_methods
+    from .pipelines import BACKENDS
     from .run.runinfo import environment
     if args.config_keys:
         print(config_reference(), end="")
@@ -157,6 +159,8 @@ def cmd_info(args) -> int:
     print("run presets (train, distill):", ", ".join(preset_names()))
     print("study presets (study):", ", ".join(study_preset_names()))
     print("models:", ", ".join(models.available()))
+    print("distillation methods (distill.method):", ", ".join(kd_methods()))
+    print("data backends (data.backend):", ", ".join(BACKENDS))
     print(json.dumps(environment(), indent=2))
     return 0
 
@@ -273,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     # listed for --help only: main() hands `fastkd bench ...` to the benchmark's own parser
     sub.add_parser("bench", help="throughput benchmark of the data pipelines (see `fastkd bench --help`)")
 
-    p = _parser(sub, "info", "run and study presets, models, versions and hardware")
+    p = _parser(sub, "info", "run and study presets, models, distillation methods, backends, versions and hardware")
     p.add_argument("--config-keys", action="store_true", help="print the table of every config key (docs/config.md)")
     p.set_defaults(func=cmd_info)
     return parser

@@ -3,10 +3,6 @@
 Every backend yields :class:`Batch` objects on the training device: normalised channels_last
 images and soft targets (N, K). Build one with :func:`build_pipeline`.
 """
-import fastkd as _fastkd
-
-_fastkd.check_same_tree(__file__)
-
 from .batch import Batch
 from .spec import AugmentSpec
 from .base import Layout
