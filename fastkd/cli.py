@@ -103,8 +103,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_metric(args) -> int:
+    from .config import ConfigError
     from .metrics.analysis import analyze_run
+    from .metrics.discrimination import VARIANTS
     from .run.rundir import RunDir
+    bad = [v for v in args.variants or () if v not in VARIANTS]
+    if bad:
+        raise ConfigError(f"--variants: unknown {', '.join(bad)}; allowed: {', '.join(VARIANTS)}")
     rd = RunDir(args.run)
     if not rd.path.is_dir():
         raise RunDirError(f"{rd.path}: no such run folder")
@@ -113,7 +118,7 @@ def cmd_metric(args) -> int:
                           "by rerunning its train or distill command")
     import torch
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    result = analyze_run(args.run, device=device, knn_k=args.k, cd_variants=tuple(args.variants))
+    result = analyze_run(args.run, device=device, knn_k=args.k, cd_variants=tuple(args.variants or VARIANTS))
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -248,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _parser(sub, "metric", "class discrimination, k-NN, calibration and fidelity of a finished run")
     p.add_argument("run", help="run directory (reads test_outputs.npz, train_outputs.npz)")
     p.add_argument("--k", type=int, default=10, help="neighbours for k-NN purity and accuracy")
-    p.add_argument("--variants", nargs="+", default=["paper", "clean", "gdv"], choices=["paper", "clean", "gdv"],
-                   help="class-discrimination variants")
+    p.add_argument("--variants", nargs="+", help="class-discrimination variants (default: every one; "
+                   "fastkd.metrics.discrimination.VARIANTS)")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the metrics are computed (auto: the GPU when there is one)")

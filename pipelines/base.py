@@ -20,12 +20,13 @@ from typing import ClassVar
 
 import torch
 
+from fastkd.errors import ConfigError
 from fastkd.kernels import augment as K
-from fastkd.kernels import mix as M
 from fastkd.train.seeding import generator
 
 from .batch import Batch
 from .sharding import batch_slices, shard_indices
+from . import transforms
 from .spec import AugmentSpec
 
 
@@ -68,6 +69,7 @@ class ShardedPipeline:
 
     reads: ClassVar[str] = "arrays"
     Options: ClassVar[type] = NoOptions
+    normalises_on_host: ClassVar[bool] = False  # hands _finish normalised floats, not raw uint8 pixels
 
     def __init__(self, data, spec: AugmentSpec, *, train: bool, layout: Layout, options=None):
         self.data, self.spec, self.train = data, spec, train
@@ -83,8 +85,16 @@ class ShardedPipeline:
         self._mean = K.channel_constants(data.mean, self.device)  # built once: each build is a host copy
         self._std = K.channel_constants(data.std, self.device)
         # what of the spec the device still has to do once this backend's host work is done
-        self.device_spec = dataclasses.replace(spec, **{t: False for t in self.host_transforms()}) if train else \
-            AugmentSpec()
+        host = self.host_transforms()
+        self.device_spec = dataclasses.replace(spec, transforms=tuple(t for t in spec.transforms if t not in host)) \
+            if train else AugmentSpec()
+        steps = [transforms.transform(n) for n in self.device_spec.transforms]
+        self._on_pixels = [t for t in steps if t.runs_on_pixels(self.device_spec)]
+        self._on_normalised = [t for t in steps if not t.runs_on_pixels(self.device_spec)]
+        if self.normalises_on_host and self._on_pixels:
+            raise ConfigError(f"augment: {', '.join(t.name for t in self._on_pixels)} runs on raw pixels on the "
+                              f"device, but the {type(self).__name__} backend normalises on the host; use "
+                              "data.backend=tensor or ffcv for it")
 
     @classmethod
     def require(cls) -> None:
@@ -127,25 +137,20 @@ class ShardedPipeline:
     def _finish(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, gen) -> Batch:
         """The one path from a backend's output to a Batch, for every backend.
 
-        ``x`` is either raw uint8 (N, C, H, W) or already normalised float. On uint8, the device
-        part of the spec runs in this order: crop/flip (one gather, exact pixels), cutout before
-        normalisation, normalisation; then, on floats, cutout in normalised space and MixUp or
-        CutMix, with label smoothing folded into the soft targets (smoothing and mixing commute).
+        ``x`` is either raw uint8 (N, C, H, W) or already normalised float. The device part of the
+        spec runs as ``pipelines.transforms`` orders it: on uint8, the pixel-stage transforms
+        (crop/flip as one gather, cutout before normalisation), then normalisation; on floats, the
+        normalised-stage ones (cutout in normalised space, MixUp or CutMix), with label smoothing
+        folded into the soft targets (smoothing and mixing commute).
         """
         s = self.device_spec
         labels = labels.long().view(-1)
         if x.dtype == torch.uint8:
-            if s.crop_flip:
-                x = K.crop_flip(x, pad=s.pad, flip=s.flip, generator=gen)
-            if s.cutout and not s.cutout_after_normalize:
-                x = K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
+            for t in self._on_pixels:
+                x = t.pixels(x, s, gen)
             x = K.normalize(x, self._mean, self._std, dtype=torch.float32, channels_last=self.channels_last)
         y = K.one_hot(labels, self.num_classes, smoothing=self.spec.label_smoothing if self.train else 0.0)
         if self.train:
-            if s.cutout and s.cutout_after_normalize:
-                x = K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
-            if s.mix == "mixup":
-                x, y = M.mixup(x, y, s.mixup_alpha, per_sample=s.per_sample, generator=gen)
-            elif s.mix == "cutmix":
-                x, y = M.cutmix(x, y, s.cutmix_alpha, per_sample=s.per_sample, prob=s.cutmix_prob, generator=gen)
+            for t in self._on_normalised:
+                x, y = t.normalised(x, y, s, gen)
         return Batch(x.to(self.dtype), y, labels, index)

@@ -63,6 +63,8 @@ class DaliPipeline(ShardedPipeline):
     def require(cls) -> None:
         _dali()
 
+    normalises_on_host = True  # its graph ends in crop_mirror_normalize
+
     def host_transforms(self) -> set[str]:
         return {"crop_flip", "cutout"}
 

@@ -131,6 +131,8 @@ class DataLoaderPipeline(ShardedPipeline):
         self.num_workers = self.layout.num_workers
         self._dl = None
 
+    normalises_on_host = True  # its workers normalise each sample
+
     def host_transforms(self) -> set[str]:
         return {"crop_flip", "cutout"}  # in numpy, per sample, in the workers
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from fastkd.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, opt
 
-PER_SAMPLE = ("crop_flip", "cutout")
-MIXING = ("mixup", "cutmix")
-NAMES = ("none",) + PER_SAMPLE + MIXING
-ORDER = {name: i for i, name in enumerate(PER_SAMPLE + MIXING)}
+from . import transforms
+
+# The paper's augmentations, in its order (Das et al. 2020): a study's default grid and the
+# report's order of rows and colours
+PAPER_AUGMENTS = ("none", "crop_flip", "cutout", "mixup", "cutmix")
+
 
 
 @dataclass
@@ -37,16 +39,33 @@ class AugParams:
 
 
 class _SpecNames:
+    """What a spec applies, read from its ``transforms`` (names in the order of application)."""
+
     @property
     def name(self) -> str:
-        parts = [n for n in PER_SAMPLE if getattr(self, n)] + ([self.mix] if self.mix else [])
-        return "+".join(parts) or "none"
+        return "+".join(self.transforms) or "none"
+
+    def has(self, name: str) -> bool:
+        return name in self.transforms
+
+    @property
+    def crop_flip(self) -> bool:
+        return "crop_flip" in self.transforms
+
+    @property
+    def cutout(self) -> bool:
+        return "cutout" in self.transforms
+
+    @property
+    def mix(self) -> str | None:
+        """The mixing transform, if any (at most one)."""
+        return next((n for n in self.transforms if transforms.transform(n).mixing), None)
 
 
-# What to apply (crop_flip, cutout, mix) and the AugParams fields, frozen: one value per run.
+# What to apply (the transforms' names, in order) and the AugParams fields, frozen: one per run.
 AugmentSpec = dataclasses.make_dataclass(
     "AugmentSpec",
-    [("crop_flip", bool, False), ("cutout", bool, False), ("mix", "str | None", None)]
+    [("transforms", tuple, ())]
     + [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata)) for f in dataclasses.fields(AugParams)],
     bases=(_SpecNames,), frozen=True)
 AugmentSpec.__module__ = __name__
@@ -54,29 +73,30 @@ AugmentSpec.__module__ = __name__
 
 def names_text() -> str:
     """The allowed ``augment`` values, as docs/config.md states them."""
-    return (f"none, or {', '.join(PER_SAMPLE)} and at most one of {', '.join(MIXING)}, joined with + "
-            "(e.g. crop_flip+cutmix)")
+    return (f"none, or {', '.join(transforms.per_sample_names())} and at most one of "
+            f"{', '.join(transforms.mixing_names())}, joined with + (e.g. crop_flip+cutmix)")
 
 
 def parse_names(text: str) -> tuple[str, ...]:
     """Validate an augmentation string and return its canonical, ordered parts."""
+    known = ("none",) + transforms.names()
     parts = [p.strip() for p in str(text).split("+") if p.strip()]
-    unknown = [p for p in parts if p not in NAMES]
+    unknown = [p for p in parts if p not in known]
     if unknown or not parts:
-        raise ValueError(f"augment: unknown transform {unknown or [text]!r}; allowed: {', '.join(NAMES)}, joined with '+'")
+        raise ValueError(f"augment: unknown transform {unknown or [text]!r}; allowed: {', '.join(known)}, joined with '+'")
     parts = [p for p in parts if p != "none"]
-    if sum(p in MIXING for p in parts) > 1:
-        raise ValueError(f"augment: at most one mixing method ({' or '.join(MIXING)}) per spec, got {text!r}")
+    mixing = transforms.mixing_names()
+    if sum(p in mixing for p in parts) > 1:
+        raise ValueError(f"augment: at most one mixing method ({' or '.join(mixing)}) per spec, got {text!r}")
     if len(set(parts)) != len(parts):
         raise ValueError(f"augment: a transform is repeated in {text!r}")
-    return tuple(sorted(parts, key=ORDER.__getitem__))
+    order = {n: i for i, n in enumerate(transforms.names())}
+    return tuple(sorted(parts, key=order.__getitem__))
 
 
 def make_spec(augment: str, **params) -> AugmentSpec:
     """Build a spec from an augmentation string and the ``aug.*`` parameters of a config."""
-    parts = parse_names(augment)
-    mix = next((p for p in parts if p in MIXING), None)
-    spec = AugmentSpec(crop_flip="crop_flip" in parts, cutout="cutout" in parts, mix=mix, **params)
+    spec = AugmentSpec(transforms=parse_names(augment), **params)
     _validate(spec)
     return spec
 

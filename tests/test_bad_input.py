@@ -320,8 +320,8 @@ def test_out_is_a_file_metric_on_missing_or_unfinished_run_and_eval_overrides(tm
     capsys.readouterr()
     assert "data.backend: invalid value 'bogus'" in _cli_error(capsys, ["eval", str(run), "--set", "data.backend=bogus"])
     assert "unknown config key 'data.nme'" in _cli_error(capsys, ["eval", str(run), "--set", "data.nme=x"])
-    with pytest.raises(SystemExit):  # argparse: --variants is limited to the three variants
-        cli_main(["metric", str(run), "--variants", "foo"])
+    assert "--variants: unknown foo; allowed: clean, paper, gdv" in _cli_error(capsys, ["metric", str(run), "--variants",
+                                                                                       "foo"])
 
 
 def test_binary_config_and_missing_optional_backend_are_one_line(tmp_path, capsys, monkeypatch):

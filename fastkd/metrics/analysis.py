@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .calibration import calibration, reliability_bins
-from .discrimination import class_discrimination
+from .discrimination import VARIANTS, class_discrimination
 from .fidelity import fidelity
 from .knn import knn_accuracy, knn_purity
 from ..errors import DataError
@@ -28,7 +28,7 @@ def _on(arrays: dict | None, device) -> dict | None:
 
 
 def analyze_outputs(test: dict, train: dict | None = None, *, knn_k: int = 10,
-                    cd_variants=("paper", "clean", "gdv"), gdv_max_points: int = 20000, device="cpu") -> dict:
+                    cd_variants=VARIANTS, gdv_max_points: int = 20000, device="cpu") -> dict:
     """Class discrimination per representation and variant, k-NN purity/accuracy of the
     penultimate features, calibration and (for students) fidelity to the teacher, computed on
     ``device`` (a run's metrics run where it trained: the GPU when there is one)."""

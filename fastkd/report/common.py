@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-_AUG_ORDER = ["none", "crop_flip", "cutout", "mixup", "cutmix"]
+from ..pipelines.spec import PAPER_AUGMENTS
+
 # one colour per augmentation in every plot (matplotlib's tab10, in the paper's order)
 _AUG_COLOURS = {"none": "#1f77b4", "crop_flip": "#ff7f0e", "cutout": "#2ca02c", "mixup": "#d62728",
                 "cutmix": "#9467bd", "scratch": "#7f7f7f"}
@@ -13,7 +14,8 @@ _EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#63793
 
 def augment_rank(aug: str) -> tuple:
     """The paper's order of augmentations; compositions after, the scratch baseline last."""
-    return (aug == "scratch", _AUG_ORDER.index(aug) if aug in _AUG_ORDER else len(_AUG_ORDER), aug)
+    order = PAPER_AUGMENTS
+    return (aug == "scratch", order.index(aug) if aug in order else len(order), aug)
 
 
 def augment_colour(aug: str) -> str:

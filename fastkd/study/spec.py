@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import Config, ConfigError, build, load_yaml, merge_into, merge_layers, read_yaml
 from ..metrics.discrimination import VARIANTS
 from ..config import parse_override
+from ..pipelines.spec import PAPER_AUGMENTS
 
 
 @dataclass
@@ -20,7 +21,7 @@ class StudyConfig:
     teacher: dict = field(default_factory=dict)  # overrides for every teacher
     student: dict = field(default_factory=dict)  # overrides for every student (and the scratch baseline)
     teachers: list[str] = field(default_factory=lambda: ["resnet18"])
-    augments: list[str] = field(default_factory=lambda: ["none", "crop_flip", "cutout", "mixup", "cutmix"])
+    augments: list[str] = field(default_factory=lambda: list(PAPER_AUGMENTS))
     students: list[str] = field(default_factory=lambda: ["lenet", "alexnet"])
     # named distillation settings, each a dict of student overrides, e.g.
     # {kd: {}, kd-mixup: {augment: mixup}} (augmentation during distillation: the teacher sees
@@ -41,7 +42,7 @@ class StudyConfig:
     teacher_seeds: int | None = None
     first_seed: int = 0
     knn_k: int = 10
-    cd_variants: list[str] = field(default_factory=lambda: ["paper", "clean", "gdv"])
+    cd_variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     reference_augment: str = "none"  # students are compared (Welch's t-test) with this teacher's
 
 
