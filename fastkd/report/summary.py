@@ -7,6 +7,7 @@ from collections import Counter
 
 from ..distill import method_class
 from ..errors import ConfigError
+from ..metrics.registry import metrics
 from .common import done, finite
 from .stats import SIGNIFICANCE
 from .tables import VARIANT_NOTES
@@ -170,6 +171,21 @@ def _table(rows, columns) -> str:
     return head + "\n".join("| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows) + "\n"
 
 
+def _registered_metrics_section(tables: dict) -> list[str]:
+    """A table per registered metric that declares report columns (fastkd.metrics.registry)."""
+    out = []
+    for m in metrics():
+        rows = tables.get(f"metric_{m.name}")
+        if not m.columns or not rows:
+            continue
+        cols = [(c, (lambda key: lambda r: r[key])(c)) for c in ("kind", "model", "teacher", "augment", "distill",
+                                                                    "seeds")]
+        cols += [(title, (lambda t: lambda r: _num(r[t], r[t + "_std"]))(title)) for title in m.columns]
+        out += [f"## {m.name}", "", f"Mean ± standard deviation over the seeds of each cell (metric_{m.name}.csv).", "",
+                _table(rows, cols)]
+    return out
+
+
 def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(), plots: dict | None = None) -> str:
     n = ctx["seeds"]
     spread = (f"`±` is the sample standard deviation over the seeds of a cell (n = {ctx['min_seeds']}"
@@ -255,6 +271,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("purity features %", lambda r: _pct(r["purity_features"], r["purity_features_std"])),
                 ("purity logits %", lambda r: _pct(r["purity_logits"], r["purity_logits_std"])),
                 ("k-NN accuracy %", lambda r: _pct(r["accuracy_features"], r["accuracy_features_std"]))])]
+    out += _registered_metrics_section(tables)
     if plots:
         out += ["## Plots", ""] + [f"- `{name}`: {what}" for name, what in plots.items()] + [""]
     if tables["failed"]:

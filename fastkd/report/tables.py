@@ -14,12 +14,12 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..metrics.registry import REPRESENTATIONS, metrics
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
 from .stats import (SIGNIFICANCE, grouped_permutation_test, holm, mean_std, rank_correlation_interval,
                     spearman_test, welch_interval, welch_t_test)
 
-REPRESENTATIONS = ("softmax", "logits", "features")
 VARIANT_NOTES = {
     "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
              "L = distinct predicted classes); higher = classes more separated",
@@ -138,8 +138,27 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     tables = {"teachers": t_rows, "students": s_rows, "class_discrimination": cd_rows,
               "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
               "calibration_fidelity": cal_rows, "failed": failed}
+    tables |= {f"metric_{m.name}": metric_cells(ok, m) for m in metrics() if m.columns}
     paper = compare_with_paper(tables, reference_augment)
     return tables | {f"paper_{name}": rows for name, rows in paper.items()}
+
+
+def metric_cells(ok: list[dict], metric) -> list[dict]:
+    """A registered metric's report columns (``RunMetric.columns``), mean and spread over the seeds
+    of each cell of the grid."""
+    cells = defaultdict(list)
+    for r in ok:
+        lab = r["labels"]
+        cells[(r["kind"], r["config"]["model"], lab.get("teacher_model", "-") if r["kind"] == "student" else "-",
+               lab["augment"], lab.get("distill", "-"))].append(r)
+    rows = []
+    for (kind, model, teacher, aug, dname), recs in cells.items():
+        row = {"kind": kind, "model": model, "teacher": teacher, "augment": aug, "distill": dname, "seeds": len(recs)}
+        for title, key in metric.columns.items():
+            row[title], row[title + "_std"], _ = _agg(recs, lambda r: (r["analysis"].get(metric.name) or {}).get(key))
+        rows.append(row)
+    rows.sort(key=lambda r: (r["kind"], r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
+    return rows
 
 
 def _adjust_for_many_comparisons(s_rows: list[dict]) -> None:
