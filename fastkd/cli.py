@@ -8,6 +8,28 @@ from pathlib import Path
 
 from . import __version__
 from .errors import FastkdError, RunDirError
+from .fields import DEVICES
+from . import models
+from .bench.pipelines import main as bench_main
+from .config import ConfigError, DataConfig, build, config_reference, load_yaml, preset_names
+from .data import load_splits
+from .data.beton import convert, ffcv_module
+from .data.loading import DATASETS
+from .distill import available as kd_methods
+from .metrics.analysis import analyze_run
+from .metrics.discrimination import VARIANTS
+from .pipelines import BACKENDS
+from .report import write_report
+from .run.child_processes import stop_on_signals
+from .run.rundir import RunDir
+from .run.runinfo import environment
+from .run.runrecord import RunMetrics
+from .study import load_study, run_study
+from .study.ledger import Ledger
+from .study.spec import study_preset_names
+from .train.engine import train
+from .train.evaluate_run import evaluate_run
+from .train.teacher import student_config
 
 # exit statuses (documented in docs/run-directory.md): 0 done, 2 an error the message explains,
 # 3 a study finished with runs that failed or were skipped, 130 interrupted
@@ -23,17 +45,14 @@ def _config_args(p: argparse.ArgumentParser, presets: str) -> None:
 
 
 def _resolve(args, extra: dict | None = None, *, student: bool = False):
-    from .config import build
-    from .train.teacher import student_config  # a student reads its teacher's data; what the user sets still wins
     extra = dict(extra or {})
     if args.data:
         extra.setdefault("data", {})["path"] = args.data
-    make = student_config if student else build
+    make = student_config if student else build  # a student reads its teacher's data; the user's settings win
     return make(preset=args.preset, files=args.config, overrides=args.overrides, extra=extra)
 
 
 def _print_metrics(metrics: dict, out: Path) -> None:
-    from .run.runrecord import RunMetrics
     m = RunMetrics.from_dict(metrics)
     print(f"\n{m.kind} {m.model} (augment={m.augment}, seed={m.seed}): "
           f"test accuracy {100 * m.test_accuracy:.2f}% on {m.test_examples} images, "
@@ -44,7 +63,6 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 
 
 def cmd_train(args, kind="teacher") -> int:
-    from .train.engine import train
     extra = {"distill": {"teacher": args.teacher}} if kind == "student" and args.teacher else None
     cfg = _resolve(args, extra, student=kind == "student")
     metrics = train(cfg, args.out, kind=kind, overwrite=args.overwrite, progress=not args.quiet)
@@ -55,14 +73,12 @@ def cmd_train(args, kind="teacher") -> int:
 
 
 def cmd_eval(args) -> int:
-    from .train.evaluate_run import evaluate_run
     result = evaluate_run(args.run, split=args.split, overrides=args.overrides)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def cmd_study(args) -> int:
-    from .study import load_study, run_study
     extra = {"common": {"data": {"path": args.data}}} if args.data else None
     if args.seeds is not None:
         extra = (extra or {}) | {"seeds": args.seeds}
@@ -83,9 +99,6 @@ def cmd_study(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .config import load_yaml
-    from .report import write_report
-    from .study.ledger import Ledger
     out = Path(args.study)
     records, corrupt = Ledger(out).scan()
     for p, why in corrupt:
@@ -103,10 +116,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_metric(args) -> int:
-    from .config import ConfigError
-    from .metrics.analysis import analyze_run
-    from .metrics.discrimination import VARIANTS
-    from .run.rundir import RunDir
     bad = [v for v in args.variants or () if v not in VARIANTS]
     if bad:
         raise ConfigError(f"--variants: unknown {', '.join(bad)}; allowed: {', '.join(VARIANTS)}")
@@ -127,9 +136,6 @@ def cmd_metric(args) -> int:
 
 
 def cmd_data_convert(args) -> int:
-    from .config import DataConfig
-    from .data import load_splits
-    from .data.beton import convert, ffcv_module
     ffcv_module()  # the install hint before any decoding
     if args.to != "beton":
         print(f"fastkd: error: --to {args.to}: only 'beton' is supported", file=sys.stderr)
@@ -151,16 +157,10 @@ def cmd_data_convert(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import models
-    from .config import config_reference, preset_names
-    from .distill import available as kd_methods
-    from .pipelines import BACKENDS
-    from .run.runinfo import environment
     if args.config_keys:
         print(config_reference(), end="")
         return 0
     print(f"fastkd {__version__}")
-    from .study.spec import study_preset_names
     print("run presets (train, distill):", ", ".join(preset_names()))
     print("study presets (study):", ", ".join(study_preset_names()))
     print("models:", ", ".join(models.available()))
@@ -194,8 +194,6 @@ def _parser(sub, name: str, help: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import preset_names
-    from .study.spec import study_preset_names
     parser = argparse.ArgumentParser(prog="fastkd", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastkd {__version__}")
@@ -256,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", help="class-discrimination variants (default: every one; "
                    "fastkd.metrics.discrimination.VARIANTS)")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+    p.add_argument("--device", default="auto", choices=DEVICES,
                    help="where the metrics are computed (auto: the GPU when there is one)")
     p.set_defaults(func=cmd_metric)
 
@@ -264,7 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="TOOL")
     c = _parser(dsub, "convert", "write a data set as FFCV .beton files (train and test)")
     c.add_argument("--to", default="beton", choices=("beton",), help="target format")
-    from .data.loading import DATASETS
     c.add_argument("--data", default="cifar10", choices=DATASETS,
                    help="the data set to convert")
     c.add_argument("--path", help="archive, extracted folder or ImageFolder root")
@@ -320,11 +317,9 @@ def _close_process_group() -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options: `fastkd bench --data X` works as is
-        from .bench.pipelines import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     _show_library_messages()
-    from .run.child_processes import stop_on_signals
     try:
         with stop_on_signals():
             status = args.func(args)

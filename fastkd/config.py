@@ -20,7 +20,7 @@ import yaml
 
 
 from .errors import ConfigError
-from .fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from .fields import DEVICES, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
 from .data.decode import MAX_PIXELS
 from .data.loading import DATASETS
 from .train.losses import REDUCTIONS
@@ -147,7 +147,7 @@ class Config:
     model: str = opt("resnet18", choices=models.available)
     augment: str = opt("crop_flip", values=names_text)
     seed: int = opt(0, range=SEED)
-    device: Literal["auto", "cpu", "cuda"] = opt("auto", execution=True)
+    device: str = opt("auto", execution=True, choices=lambda: DEVICES)
     data: DataConfig = field(default_factory=DataConfig)
     aug: AugParams = field(default_factory=AugParams)  # the augmentation's own parameter type
     train: TrainConfig = field(default_factory=TrainConfig)

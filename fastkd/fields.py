@@ -34,6 +34,8 @@ def _num(v) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
+DEVICES = ("auto", "cpu", "cuda")  # where a run or a metric computes; auto = CUDA when one is visible
+
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, lo_open=True), Range(0), Range(1)
 UNIT, UNIT_OPEN_TOP = Range(0, 1), Range(0, 1, hi_open=True)
 

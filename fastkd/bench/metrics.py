@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..fields import DEVICES
 from ..run import runinfo
 from ..metrics import class_discrimination, knn_purity
 from ..metrics.knn import _faiss
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-knn-n", type=int, default=50_000, help="exact k-NN only up to this N (it is N^2 D)")
     p.add_argument("--ivf-from", type=int, default=1_000_000, help="also time the FAISS IVF index from this N")
     p.add_argument("--max-bytes", type=float, default=6e9, help="skip sizes whose float32 features exceed this")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+    p.add_argument("--device", default="auto", choices=DEVICES,
                    help="auto: the host, and the GPU too when there is one")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)

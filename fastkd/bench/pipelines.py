@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..fields import DEVICES
 from .. import models
 from ..run import runinfo
 from ..config import DataConfig
@@ -268,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="times each measure is taken; the median is reported "
                    "with the spread (default: %(default)s)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="default: %(default)s")
     p.add_argument("--json", help="where to write the JSON result (default bench-results/pipeline-<time>.json)")
     return p
 

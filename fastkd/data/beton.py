@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingDependency
+from ..errors import MissingDependency, pip_hint
+from ..run.atomic import write_atomic
 from .arrays import DataError, ImageArrays
+from .decode import open_image, resize_center_crop, to_rgb
 
 META = "fastkd-beton.json"
 STORAGE = ("raw", "jpeg")
 def ffcv_hint() -> str:
-    from ..errors import pip_hint
     return ("the ffcv backend needs FFCV, which builds against system libraries: apt-get install pkg-config "
             f"libopencv-dev libturbojpeg0-dev (make system-deps), then {pip_hint('ffcv')}")
 
@@ -45,7 +46,6 @@ class _Indexed:
     def __getitem__(self, i):
         if self.data.decoded:
             return self.data.images[i], int(self.data.labels[i])
-        from .decode import open_image, resize_center_crop, to_rgb
         with open_image(self.data.files[i], target=self.image_size) as im:
             im = to_rgb(im)
             if self.image_size and im.size != (self.image_size, self.image_size):
@@ -92,7 +92,6 @@ def convert(splits: dict[str, ImageArrays], out_dir, *, name: str, storage: str 
             "labels": {s: splits[s].labels.tolist() for s in ("train", "test")},
             "image_shape": list(train.images.shape[1:]) if train.decoded else
             ([image_size, image_size, 3] if image_size else None)}
-    from ..run.atomic import write_atomic
     write_atomic(out / META, json.dumps(meta), error=DataError, what="conversion listing")
     return targets
 

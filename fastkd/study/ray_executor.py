@@ -20,8 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
+import torch
+
 from ..errors import ConfigError, MissingDependency, RunDirError, RunLockedError
 from ..errors import pip_hint
+from ..run import runinfo
 from .ledger import Ledger
 from .runs import execute_run, ledger_record, needs_running, record_result
 from .spec import RunSpec, StudyConfig
@@ -76,9 +79,6 @@ def task_options(*, gpus_per_run: float, cpus_per_run: float, threads: int, max_
 def _train_task(config: dict, run_dir: str, kind: str, knn_k: int, cd_variants: list, threads: int,
                 device: str) -> dict:
     """The body of a run's Ray task (in a worker process)."""
-    import torch
-
-    from ..run import runinfo
     torch.set_num_threads(max(1, threads))
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
