@@ -6,16 +6,15 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import FastkdError, RunDirError
-from .fields import DEVICES
-from . import models
+from . import __version__, models
 from .bench.pipelines import main as bench_main
 from .config import ConfigError, DataConfig, build, config_reference, load_yaml, preset_names
 from .data import load_splits
 from .data.beton import convert, ffcv_module
 from .data.loading import DATASETS
 from .distill import available as kd_methods
+from .errors import FastkdError, RunDirError
+from .fields import DEVICES
 from .metrics.analysis import analyze_run
 from .metrics.discrimination import VARIANTS
 from .pipelines import BACKENDS

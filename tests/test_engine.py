@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from helpers import kill_at_loss_call, needs_cuda
 from fastkd import config as C
 from fastkd.train import engine
+from fastkd.train import accelerator
 from fastkd.run.checkpoint import CheckpointError
 from fastkd.cli import main as cli_main
 from fastkd.run.rundir import RunDirError
@@ -221,15 +222,15 @@ def test_each_run_in_one_process_gets_the_device_its_config_asks_for(monkeypatch
     # state a CUDA run leaves behind) a device=cpu run must still land on the CPU, not there
     from accelerate.state import AcceleratorState, PartialState
     try:
-        engine.make_accelerator(_cfg("device=cpu"))
+        accelerator.make_accelerator(_cfg("device=cpu"))
         PartialState._shared_state["device"] = torch.device("meta")
-        acc = engine.make_accelerator(_cfg("device=cpu"))
+        acc = accelerator.make_accelerator(_cfg("device=cpu"))
         assert acc.device.type == "cpu" and PartialState().device.type == "cpu"
         # an environment that forces another device is named, not followed silently
         AcceleratorState._reset_state(reset_partial_state=True)
         monkeypatch.setenv("ACCELERATE_TORCH_DEVICE", "meta")
         with pytest.raises(engine.TrainingError, match="ACCELERATE_"):
-            engine.make_accelerator(_cfg("device=cpu"))
+            accelerator.make_accelerator(_cfg("device=cpu"))
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)  # the next test starts from a clean process state
 

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from fastkd import config as C
 from fastkd.train import engine
+from fastkd.train import run_identity
 from fastkd.run.atomic import write_atomic
 from fastkd.cli import main as cli_main
 from fastkd.errors import CheckpointError, ConfigError, FastkdError, RunDirError, RunLockedError
@@ -107,12 +108,12 @@ def test_teacher_is_identified_by_its_identity_not_its_path(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     link = tmp_path / "link-to-t"
     link.symlink_to(t)
-    ids = {engine.run_identity_of(_cfg("model=lenet", "augment=none", f"distill.teacher={p}"), "student")["teacher"]
+    ids = {run_identity.run_identity_of(_cfg("model=lenet", "augment=none", f"distill.teacher={p}"), "student")["teacher"]
            for p in (str(t), str(t) + "/", "t", "./t/", str(link))}
     assert len(ids) == 1
     # a retrained teacher (other seed) is another teacher
     engine.train(_cfg("train.epochs=1", "seed=1"), tmp_path / "t2", progress=False)
-    other = engine.run_identity_of(_cfg("model=lenet", "augment=none", f"distill.teacher={tmp_path / 't2'}"), "student")
+    other = run_identity.run_identity_of(_cfg("model=lenet", "augment=none", f"distill.teacher={tmp_path / 't2'}"), "student")
     assert other["teacher"] not in ids
 
 

@@ -12,101 +12,31 @@ import itertools
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from ..config import Config
+from ..errors import TrainingError
+from ..pipelines import require as require_backend
 from ..run import checkpoint as ckpt
 from ..run import runinfo
-from . import seeding, teacher_cache
-from ..config import Config
-from ..data.fingerprint import data_fingerprint
-from ..errors import TrainingError
-from .evaluate import evaluate, save_outputs
-from ..run.identity import digest, run_identity
-from .objectives import objective_for
+from ..run.identity import digest
+from ..run.rundir import RunDir, write_json
 from ..run.runrecord import RunMetrics
-from .runsetup import build_run_setup
+from . import seeding, teacher_cache
+from .accelerator import make_accelerator
+from .evaluate import evaluate, save_outputs
+from .objectives import objective_for
 from .optim import build_optimizer, build_scheduler
 from .progress import bar as progress_bar
 from .progress import bars_wanted
-from ..pipelines import backend_reads
-from ..pipelines import require as require_backend
-from ..run.rundir import RunDir, teacher_identity, write_json
+from .run_identity import run_identity_of, with_absolute_paths
+from .runsetup import build_run_setup
 from .teacher import cached_teacher_logits, data_differences, load_teacher
 
 PROGRESS_EVERY = 4  # steps between progress-bar refreshes (each one syncs with the device)
 
-__all__ = ["Trainer", "TrainingError", "train", "make_accelerator", "run_identity_of"]
-
-
-def requested_device(cfg: Config) -> torch.device:
-    """The device type a run's config asks for (``device``: auto = CUDA when one is visible and
-    ``accelerate launch --cpu`` did not ask for the CPU)."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device: 'cuda' requested but no CUDA device is visible; use device=auto or cpu")
-    from accelerate.utils import parse_flag_from_env
-    cpu = cfg.device == "cpu" or not torch.cuda.is_available() or (cfg.device == "auto" and
-                                                                  parse_flag_from_env("ACCELERATE_USE_CPU"))
-    return torch.device("cpu" if cpu else "cuda")
-
-
-def _reset_accelerate_for(want: torch.device) -> None:
-    """Accelerate keeps one global state per process, and its first run fixes the device: a later
-    ``device=cpu`` run would train on CUDA, an ``auto`` run after a CPU one on the CPU. Runs in one
-    process (a study, the tests, a notebook) each rebuild it; the process group (PartialState) is
-    rebuilt only when the device changes, which a multi-process launch cannot do."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-    held = PartialState._shared_state.get("device")
-    moves = held is not None and held.type != want.type
-    if moves and torch.distributed.is_available() and torch.distributed.is_initialized():
-        raise TrainingError(f"device: this process was launched on {held} with other processes; a run here cannot "
-                            f"move to {want.type}: launch it separately (or set device to match the launch)")
-    AcceleratorState._reset_state(reset_partial_state=moves)
-    GradientState._reset_state()
-
-
-def make_accelerator(cfg: Config, out_dir: Path | None = None):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-    want = requested_device(cfg)
-    precision = cfg.train.precision
-    if want.type == "cpu" and precision == "fp16":
-        raise TrainingError("train.precision=fp16 needs a GPU; use bf16 or no on a CPU")
-    trackers = cfg.track.trackers or None
-    _reset_accelerate_for(want)
-    project = ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "tracking")) if out_dir else None
-    acc = Accelerator(cpu=want.type == "cpu", mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
-                      log_with=trackers, project_config=project)
-    if acc.device.type != want.type:  # e.g. ACCELERATE_USE_CPU or ACCELERATE_TORCH_DEVICE in the environment
-        raise TrainingError(f"device={cfg.device}: Accelerate placed this run on {acc.device} (check ACCELERATE_* "
-                            "environment variables and the accelerate config)")
-    return acc
-
-
-# paths a run records as absolute: a relative one would be read against whatever folder a later
-# command (a student of this teacher, a resume) runs in
-RECORDED_PATHS = (("data", "path"), ("data", "cache_dir"), ("distill", "teacher"))
-
-
-def with_absolute_paths(cfg: Config) -> Config:
-    """A copy of ``cfg`` whose recorded paths are absolute (as spelled, links not resolved)."""
-    import copy
-    import os
-    out = copy.deepcopy(cfg)
-    for section, key in RECORDED_PATHS:
-        node = getattr(out, section)
-        value = getattr(node, key)
-        if value:
-            setattr(node, key, os.path.abspath(os.path.expanduser(str(value))))
-    return out
-
-
-def run_identity_of(cfg: Config, kind: str) -> dict:
-    """The identity of the run ``cfg`` describes (reads the data's fingerprint and the
-    teacher's run.json; decodes nothing)."""
-    teacher = teacher_identity(cfg.distill.teacher) if kind == "student" and cfg.distill.teacher else None
-    return run_identity(cfg, kind, data=data_fingerprint(cfg.data, backend_reads(cfg.data.backend)), teacher=teacher)
+__all__ = ["Trainer", "TrainingError", "train"]
 
 
 class Trainer:

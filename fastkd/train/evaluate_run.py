@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..run import checkpoint as ckpt
 from ..config import from_dict, load_yaml, merge_layers, parse_override
-from .engine import make_accelerator
+from .accelerator import make_accelerator
 from ..errors import CheckpointError
 from .evaluate import evaluate
 from ..pipelines import require as require_backend
