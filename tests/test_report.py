@@ -101,6 +101,14 @@ def test_student_rows_name_their_teacher_and_setting():
     cds = [t["analysis"]["class_discrimination"]["softmax"]["paper"]["score"] for t in teachers]
     assert corr["teacher"]["points"] == 8 and corr["teacher"]["undefined"] == 0
     assert corr["teacher"]["spearman_rho"] == pytest.approx(stats.spearmanr(cds, mean_acc).statistic)
+    # beyond accuracy: with the teacher's own accuracy held fixed (ranks' residuals correlated)
+    own = [t["metrics"]["test_accuracy"] for t in teachers]
+    rz = stats.rankdata(own)
+    design = np.column_stack([np.ones(len(rz)), rz])
+    res = [v - design @ np.linalg.lstsq(design, v, rcond=None)[0] for v in (stats.rankdata(cds), stats.rankdata(mean_acc))]
+    want = stats.pearsonr(*res)[0] if np.std(res[0]) > 1e-12 and np.std(res[1]) > 1e-12 else math.nan
+    assert corr["teacher"]["partial_rho"] == pytest.approx(want, nan_ok=True, abs=1e-9)
+    assert "partial_rho" not in corr["student"]
 
 
 def test_accuracy_plot_has_a_panel_per_teacher_and_one_baseline_each(figures, tmp_path):

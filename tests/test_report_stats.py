@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fastkd.report.stats import (holm, mean_std, rank_correlation_interval, spearman_test, tie_aware_ranks,
-                                 welch_interval, welch_t_test)
+from fastkd.report.stats import (detectable_difference, holm, mean_std, partial_spearman, rank_correlation_interval,
+                                 spearman_test, tie_aware_ranks, welch_interval, welch_t_test)
 
 CASES = [
     ([0.612, 0.604, 0.619], [0.631, 0.628, 0.640]),
@@ -122,3 +122,53 @@ def test_permuting_whole_teachers_where_the_naive_test_counts_students():
     r1, p1 = grouped_permutation_test(a, b, many, max_permutations=500, seed=3)
     assert (r1, p1) == grouped_permutation_test(a, b, many, max_permutations=500, seed=3) and 0 < p1 <= 1
     assert math.isnan(grouped_permutation_test(x, y, np.zeros(15))[1])  # one teacher: nothing to permute
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partial_spearman_is_the_correlation_of_rank_residuals(seed):
+    # reference: regress each variable's ranks on z's ranks (least squares) and correlate the residuals
+    g = np.random.default_rng(seed)
+    z = g.normal(size=12)
+    x, y = z + g.normal(size=12), 0.5 * z + g.normal(size=12)
+    x[3] = x[4]  # a tie
+    rx, ry, rz = (stats.rankdata(v) for v in (x, y, z))
+    design = np.column_stack([np.ones(12), rz])
+
+    def residuals(v):
+        return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+    want = stats.pearsonr(residuals(rx), residuals(ry))[0]
+    rho, p = partial_spearman(x, y, z)
+    assert rho == pytest.approx(want, abs=1e-12)
+    t = want * math.sqrt(9 / (1 - want ** 2))
+    assert p == pytest.approx(2 * stats.t.sf(abs(t), 9), rel=1e-9)
+
+
+def test_partial_spearman_removes_what_the_control_explains():
+    # x and y both follow z and nothing else: their plain rank correlation is high, the partial one is not
+    g = np.random.default_rng(5)
+    z = np.arange(40, dtype=float)
+    x, y = z + g.normal(scale=0.5, size=40), z + g.normal(scale=0.5, size=40)
+    assert spearman_test(x, y)[0] > 0.95
+    assert abs(partial_spearman(x, y, z)[0]) < 0.4
+    assert partial_spearman([1, 2, 3], [1, 2, 3], [3, 1, 2]) == (pytest.approx(math.nan, nan_ok=True),) * 2
+    lo, hi = rank_correlation_interval(0.5, 12, controls=1)
+    lo0, hi0 = rank_correlation_interval(0.5, 12)
+    assert hi - lo > hi0 - lo0  # one degree of freedom fewer: a wider interval
+
+
+def test_detectable_difference_matches_the_normal_power_formula_and_a_simulation():
+    # with many replicates the t quantiles become normal ones: (z_0.975 + z_0.8) * sigma * sqrt(2 / n)
+    g = np.random.default_rng(0)
+    a, b = g.normal(0, 1, 4000), g.normal(0, 1, 4000)
+    se = math.sqrt(a.var(ddof=1) / 4000 + b.var(ddof=1) / 4000)
+    assert detectable_difference(a, b) == pytest.approx((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * se, rel=1e-3)
+    # small cells (8 a side, sample sd exactly 1, so Welch's df is 14): a true difference of the size it
+    # reports is found by Welch's test about 80% of the time in samples of that spread
+    a, b = ((v - v.mean()) / v.std(ddof=1) for v in (g.normal(0, 1, 8), g.normal(0, 1, 8)))
+    d = detectable_difference(a, b)
+    assert d == pytest.approx((stats.t.ppf(0.975, 14) + stats.t.ppf(0.8, 14)) * math.sqrt(2 / 8), rel=1e-9)
+    sims = g.normal(0, 1, (4000, 2, 8))
+    sims[:, 0] += d
+    found = np.mean(stats.ttest_ind(sims[:, 0], sims[:, 1], axis=1, equal_var=False).pvalue < 0.05)
+    assert 0.75 < found < 0.85
+    assert math.isnan(detectable_difference([1.0, 1.0], [2.0, 2.0])) and math.isnan(detectable_difference([1.0], [2.0, 3.0]))

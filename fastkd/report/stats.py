@@ -88,15 +88,52 @@ def spearman_test(x, y) -> tuple[float, float]:
     return rho, float(2 * stats.t.sf(abs(t), n - 2))
 
 
-def rank_correlation_interval(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
+def rank_correlation_interval(rho: float, n: int, level: float = 0.95, controls: int = 0) -> tuple[float, float]:
     """Confidence interval of Spearman's rho by Fisher's z with Bonett & Wright's (2000) standard
-    error for rank correlations, sqrt(1 + rho^2 / 2) / sqrt(n - 3); nan below 4 points."""
-    if n < 4 or not math.isfinite(rho):
+    error for rank correlations, sqrt(1 + rho^2 / 2) / sqrt(n - 3 - controls) (``controls``: the
+    variables partialled out); nan below 4 + controls points."""
+    if n < 4 + controls or not math.isfinite(rho):
         return math.nan, math.nan
     from scipy import stats
     z = math.atanh(min(max(rho, -0.999999), 0.999999))
-    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1 + rho * rho / 2) / math.sqrt(n - 3)
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1 + rho * rho / 2) / math.sqrt(n - 3 - controls)
     return math.tanh(z - half), math.tanh(z + half)
+
+
+def partial_spearman(x, y, z) -> tuple[float, float]:
+    """(rho, two-sided p) of Spearman's rank correlation of x and y with z held fixed: the partial
+    correlation of the tie-aware ranks (rho_xy - rho_xz rho_yz) / sqrt((1 - rho_xz^2)(1 - rho_yz^2)),
+    p from t with n - 3 degrees of freedom; (nan, nan) below 4 points or for a constant."""
+    n = len(x)
+    if n < 4:
+        return math.nan, math.nan
+    r = [tie_aware_ranks(v) for v in (x, y, z)]
+    if any(np.all(v == v[0]) for v in r):
+        return math.nan, math.nan
+    c = np.corrcoef(np.vstack(r))
+    r_xy, r_xz, r_yz = c[0, 1], c[0, 2], c[1, 2]
+    denominator = (1 - r_xz ** 2) * (1 - r_yz ** 2)
+    if denominator <= 0:  # z determines x or y: nothing is left to correlate
+        return math.nan, math.nan
+    rho = float(np.clip((r_xy - r_xz * r_yz) / math.sqrt(denominator), -1.0, 1.0))
+    if abs(rho) == 1.0:
+        return rho, 0.0
+    from scipy import stats
+    t = rho * math.sqrt((n - 3) / (1 - rho * rho))
+    return rho, float(2 * stats.t.sf(abs(t), n - 3))
+
+
+def detectable_difference(a, b, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true difference of means a two-sided Welch test at 1 - ``level`` would detect
+    with probability ``power``, given the spread and sizes of ``a`` and ``b``:
+    (t_{(1+level)/2, df} + t_{power, df}) * SE (the usual normal-theory approximation); nan when
+    either side has < 2 values or neither varies."""
+    parts = _welch_parts(a, b)
+    if parts is None or parts[1] == 0:
+        return math.nan
+    from scipy import stats
+    _, se, dof = parts
+    return float((stats.t.ppf(0.5 + level / 2, dof) + stats.t.ppf(power, dof)) * se)
 
 
 def holm(pvalues) -> list[float]:

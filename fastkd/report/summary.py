@@ -220,7 +220,9 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                       "own seed-to-seed variance is then not in the test). p Holm: adjusted by Holm's method for the "
                       "comparisons that share one reference cell (the family: the cells of one student model, teacher "
                       f"model and distillation setting), * = adjusted p < {SIGNIFICANCE}; 'undefined': no seed-to-seed "
-                      "spread in either cell.")
+                      "spread in either cell. Detectable: the smallest true difference this comparison would find "
+                      f"significant (p < {SIGNIFICANCE}) 80% of the time, from the cells' spread and replicates "
+                      "(normal-theory approximation): a difference below it going unseen is no evidence of its absence.")
     else:
         delta_note = (f"Δ: difference in points from the student of the '{reference_augment}' teacher. With one seed "
                       "per cell it is not testable: treat differences below a few points as noise.")
@@ -235,6 +237,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("seeds", lambda r: r["seeds"]), ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
                 ("Δ pts", _delta),
                 ("p", _p), ("p Holm", lambda r: _p(r, "p_holm")),
+                ("detectable pts", lambda r: f"{100 * r['detectable_80']:.2f}" if finite(r.get("detectable_80")) else "-"),
                 ("agreement %", lambda r: _pct(r["agreement"], r["agreement_std"])),
                 ("CD softmax, paper", lambda r: _num(r["cd_softmax_paper"], r["cd_softmax_paper_std"])),
                 ("ECE %", lambda r: _pct(r["ece"], r["ece_std"]))])]
@@ -250,14 +253,21 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
             "of the *teacher* against the mean accuracy of its distilled students (one point per teacher: does a "
             "property of the teacher predict its students?). The from-scratch students are left out. The students "
             "of one teacher are not independent points: the students' p comes from permuting whole teachers, and "
-            "every interval (Fisher z, Bonett-Wright error) counts teachers, not students.", "",
+            "every interval (Fisher z, Bonett-Wright error) counts teachers, not students. Beyond accuracy: for the "
+            "teacher side, the partial rank correlation of the teacher's CD and its students' accuracy with the "
+            "teacher's own accuracy held fixed (does CD say more about the students than the teacher's accuracy "
+            "does?), its interval with one degree of freedom fewer.", "",
             _table(tables["cd_correlation"], [
                 ("CD of", lambda r: r["cd_of"]),
                 ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),
                 ("points", lambda r: r["points"]), ("undefined", lambda r: r["undefined"]),
                 ("Spearman rho [95% CI]", lambda r: _num(r["spearman_rho"], digits=3) + (
                     f" [{r['rho_ci_low']:+.2f}, {r['rho_ci_high']:+.2f}]" if finite(r["rho_ci_low"]) else "")),
-                ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a")])]
+                ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
+                ("partial rho | teacher acc. [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
+                    f" [{r['partial_ci_low']:+.2f}, {r['partial_ci_high']:+.2f}]" if finite(r["partial_ci_low"]) else "")
+                 if "partial_rho" in r else "-"),
+                ("partial p", lambda r: f"{r['partial_p']:.3g}" if finite(r.get("partial_p")) else "-")])]
     if ctx["undefined"]:
         out += [f"{ctx['undefined']} CD value(s) are undefined (e.g. a network that predicts a single class has no "
                 "paper-variant score); they are left out of means and correlations and listed in "

@@ -17,8 +17,8 @@ import numpy as np
 from ..metrics.registry import REPRESENTATIONS, metrics
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
-from .stats import (SIGNIFICANCE, grouped_permutation_test, holm, mean_std, rank_correlation_interval,
-                    spearman_test, welch_interval, welch_t_test)
+from .stats import (SIGNIFICANCE, detectable_difference, grouped_permutation_test, holm, mean_std, partial_spearman,
+                    rank_correlation_interval, spearman_test, welch_interval, welch_t_test)
 
 VARIANT_NOTES = {
     "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
@@ -100,7 +100,10 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
         if ref is not None and aug != reference_augment:
             delta, lo, hi, t, p, unit = _versus(recs, ref, accuracy)
             row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi, "welch_t": t, "p_value": p,
-                    "unit": unit, "replicates": len(replicates(recs, accuracy, unit))}
+                    "unit": unit, "replicates": len(replicates(recs, accuracy, unit)),
+                    # the power the comparison had: the smallest difference it would see 80% of the time
+                    "detectable_80": detectable_difference(replicates(recs, accuracy, unit),
+                                                           replicates(ref, accuracy, unit), 1 - SIGNIFICANCE)}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
             delta, lo, hi, _, p, _ = _versus(recs, ref, ece)
             row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
@@ -207,9 +210,15 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
                 else:
                     (rho, p), independent = spearman_test(cds, accs), len(ok_pts)
                 lo, hi = rank_correlation_interval(rho, independent)  # as wide as the teachers make it
-                rows.append({"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
-                             "teachers": independent, "undefined": len(pts) - len(ok_pts), "spearman_rho": rho,
-                             "rho_ci_low": lo, "rho_ci_high": hi, "p_value": p})
+                row = {"cd_of": side, "representation": rep, "variant": v, "points": len(ok_pts),
+                       "teachers": independent, "undefined": len(pts) - len(ok_pts), "spearman_rho": rho,
+                       "rho_ci_low": lo, "rho_ci_high": hi, "p_value": p}
+                if side == "teacher":  # beyond accuracy: the teacher's own accuracy held fixed
+                    own = [accuracy(r) for r in recs if finite(cd_entry(r, rep, v).get("score"))]
+                    prho, pp = partial_spearman(cds, accs, own)
+                    plo, phi = rank_correlation_interval(prho, independent, controls=1)
+                    row |= {"partial_rho": prho, "partial_ci_low": plo, "partial_ci_high": phi, "partial_p": pp}
+                rows.append(row)
     return rows
 
 
