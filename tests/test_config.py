@@ -24,7 +24,7 @@ def test_unknown_key_names_key_and_known_keys():
     ("train.epochs=ten", "train.epochs: expected an integer"),
     ("train.epochs=0", "train.epochs: 0 is out of range; allowed: >= 1"),
     ("model=resnet19", "model: invalid value 'resnet19'; allowed: alexnet, lenet"),
-    ("distill.method=dkdd", "distill.method: invalid value 'dkdd'; allowed: kd"),
+    ("distill.method=dkdd", "distill.method: invalid value 'dkdd'; allowed: kd, dkd, lskd"),
     ("augment=mixup+cutmix", "at most one mixing"),
     ("distill.gamma=2", "distill.gamma"),
     ("train.channels_last=maybe", "expected true or false"),

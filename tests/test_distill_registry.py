@@ -49,7 +49,7 @@ def test_a_registered_method_gets_config_keys_ranges_docs_and_identity(registere
     with pytest.raises(ConfigError, match="distill.logit_l2.weight: -1.0 is out of range"):
         C.build(overrides=["distill.method=logit_l2", "distill.logit_l2.weight=-1"])
     ref = C.config_reference()
-    assert "| `distill.method` | choice | `'kd'` | kd, logit_l2 |" in ref and "`distill.logit_l2.weight`" in ref
+    assert "| `distill.method` | choice | `'kd'` | kd, dkd, lskd, logit_l2 |" in ref and "`distill.logit_l2.weight`" in ref
     # the default method and an untouched section leave identities as they were before methods had names
     assert set(C.build().identity_fields()["distill"]) == {"temperature", "gamma", "reduction"}
 

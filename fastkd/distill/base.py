@@ -26,12 +26,16 @@ class KDMethod:
     name = ""
     Options: type = NoOptions
     reads_cached_outputs = True
+    epoch = 0  # the epoch being trained (0-based), for methods whose weights follow a schedule
 
     def __init__(self, distill_cfg, options=None):
         self.temperature = distill_cfg.temperature
         self.gamma = distill_cfg.gamma  # the teacher term's weight; 0 (a scratch run) never builds a method
         self.reduction = distill_cfg.reduction
         self.options = options if options is not None else self.Options()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

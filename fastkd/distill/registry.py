@@ -6,7 +6,9 @@ from importlib import import_module
 
 from ..errors import ConfigError
 
-_CLASSES: dict[str, tuple[str, str] | type] = {"kd": ("fastkd.distill.kd", "HintonKD")}
+_CLASSES: dict[str, tuple[str, str] | type] = {"kd": ("fastkd.distill.kd", "HintonKD"),
+                                               "dkd": ("fastkd.distill.dkd", "DecoupledKD"),
+                                               "lskd": ("fastkd.distill.lskd", "StandardisedKD")}
 METHODS = tuple(_CLASSES)  # the built-in methods; available() adds those registered at run time
 
 

@@ -163,6 +163,7 @@ class Trainer:
         acc, cfg = self.acc, self.cfg
         self.model.train()
         self.train_pipe.set_epoch(epoch)
+        self.objective.set_epoch(epoch)  # methods whose weights follow a schedule (DKD's warm-up)
         loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
         seen = steps = 0
         _sync(acc)

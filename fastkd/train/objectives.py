@@ -19,6 +19,9 @@ class SoftTargets:
 
     teacher = None
 
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         return soft_cross_entropy(logits, batch.targets)
 
@@ -32,6 +35,9 @@ class Distillation:
         self.forward = forward or teacher
         self.method = method
         self.autocast = autocast
+
+    def set_epoch(self, epoch: int) -> None:
+        self.method.set_epoch(epoch)
 
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         with torch.no_grad(), self.autocast():
@@ -48,6 +54,9 @@ class CachedDistillation:
     def __init__(self, table: torch.Tensor, method):
         self.table = table
         self.method = method
+
+    def set_epoch(self, epoch: int) -> None:
+        self.method.set_epoch(epoch)
 
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         t_logits = self.table[batch.index.to(self.table.device)].to(logits.device)
