@@ -74,6 +74,10 @@ else
   tar -xzf .carry/cifar10-jpeg.tar.gz -C "$DATA" & UNPACK=$!
 fi
 
+# the project's pytest options name --timeout (pytest-timeout); a machine without the plugin gets
+# the same options without it, instead of pytest refusing to start
+if ! python3 -c "import pytest_timeout" 2>/dev/null; then export PYTEST_ADDOPTS="-o addopts=-ra"; fi
+
 if (( SMALL )); then
   XDIST=(-n 2); SUITE=(tests/test_pipelines.py tests/test_augment.py tests/test_mix.py tests/test_losses.py)
   BENCH=(--teacher resnet8 --student lenet --batch-size 64 --precision no --workers 2 --steps 3 --loader-steps 3
