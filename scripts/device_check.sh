@@ -74,6 +74,10 @@ else
   tar -xzf .carry/cifar10-jpeg.tar.gz -C "$DATA" & UNPACK=$!
 fi
 
+# fastkd/pipelines and fastkd/kernels are links to the top-level folders: a copy of the tree that
+# dropped them gets them back
+for pkg in pipelines kernels; do [ -e "fastkd/$pkg" ] || ln -s "../$pkg" "fastkd/$pkg"; done
+
 # the project's pytest options name --timeout (pytest-timeout); a machine without the plugin gets
 # the same options without it, instead of pytest refusing to start
 if ! python3 -c "import pytest_timeout" 2>/dev/null; then export PYTEST_ADDOPTS="-o addopts=-ra"; fi
