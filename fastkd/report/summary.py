@@ -264,7 +264,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("Spearman rho [95% CI]", lambda r: _num(r["spearman_rho"], digits=3) + (
                     f" [{r['rho_ci_low']:+.2f}, {r['rho_ci_high']:+.2f}]" if finite(r["rho_ci_low"]) else "")),
                 ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
-                ("partial rho | teacher acc. [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
+                ("partial rho, teacher acc. fixed [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
                     f" [{r['partial_ci_low']:+.2f}, {r['partial_ci_high']:+.2f}]" if finite(r["partial_ci_low"]) else "")
                  if "partial_rho" in r else "-"),
                 ("partial p", lambda r: f"{r['partial_p']:.3g}" if finite(r.get("partial_p")) else "-")])]
