@@ -70,3 +70,31 @@ def test_workers_end_with_fastkd(tmp_path, sig):
     assert not left, f"workers {left} outlived fastkd (signal {sig.name})"
     if sig != signal.SIGKILL:
         assert proc.returncode == 130 and "interrupted" in proc.stderr.read()
+
+
+def _sleep(seconds):
+    time.sleep(seconds)
+
+
+def test_a_busy_worker_dies_on_terminate_even_under_fastkds_signal_handler():
+    # workers fork from a process whose SIGTERM handler raises KeyboardInterrupt: a busy worker
+    # caught it as its task's error and went on to its next task (~50 s of decoding at exit)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fastkd.run.child_processes import die_with_parent, stop_on_signals
+    with stop_on_signals():
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
+            pool.submit(_sleep, 30)
+            pool.submit(_sleep, 30)  # queued behind it, as the decode chunks are
+            time.sleep(1.0)
+            (worker,) = list(pool._processes.values())
+            worker.terminate()
+            worker.join(timeout=5)
+            assert worker.exitcode is not None, "the worker outlived terminate()"
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in list((pool._processes or {}).values()):
+                p.kill()

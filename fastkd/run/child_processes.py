@@ -20,6 +20,15 @@ _PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 def die_with_parent(parent_pid: int, *_) -> None:
     """Worker initialiser: SIGKILL this process when its parent ends. Extra arguments are
     ignored, so it also serves as a DataLoader ``worker_init_fn`` (given the worker id)."""
+    # a forked worker inherits the parent's stop_on_signals handler, which turns SIGTERM into an
+    # exception: a worker busy with a task then survived terminate() and ran its next queued task
+    # (a 1,024-image decode chunk: ~50 s) before fastkd could exit. Workers die on SIGTERM and
+    # leave Ctrl-C (sent to the whole process group) to the parent, which ends them.
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # called off a process's main thread: its signals are not ours to set
+        pass
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
