@@ -18,19 +18,16 @@ from typing import Any, Literal
 
 import yaml
 
-
-from .errors import ConfigError
-from .fields import DEVICES, AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from . import models
 from .data.decode import MAX_PIXELS
 from .data.loading import DATASETS
-from .train.losses import REDUCTIONS
-from .pipelines.spec import AugParams
-from . import models
-from .pipelines.registry import BACKENDS, backend_reads
-from .pipelines.registry import options_classes
-from .pipelines.spec import make_spec, names_text
 from .distill.registry import available as kd_methods
 from .distill.registry import options_classes as kd_options_classes
+from .errors import ConfigError
+from .fields import AT_LEAST_ONE, DEVICES, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from .pipelines.registry import BACKENDS, backend_reads, options_classes
+from .pipelines.spec import AugParams, make_spec, names_text
+from .train.losses import REDUCTIONS
 
 __all__ = ["ConfigError", "Config", "DataConfig", "AugParams", "TrainConfig", "DistillConfig", "TrackConfig", "build",
            "from_dict", "validate", "merge_into", "load_yaml", "read_yaml", "config_reference"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from fastkd.extensions import ExtensionTable
 from fastkd.kernels import augment as K
 from fastkd.kernels import mix as M
 
@@ -52,15 +53,15 @@ def _cutmix(x, y, s, gen):
     return M.cutmix(x, y, s.cutmix_alpha, per_sample=s.per_sample, prob=s.cutmix_prob, generator=gen)
 
 
-_TRANSFORMS = {
+_TRANSFORMS = ExtensionTable("augment transform", {
     "crop_flip": DeviceTransform("crop_flip", pixels=_crop_flip),
     # the paper zeroes pixels in normalised space (aug.cutout_after_normalize, the default)
     "cutout": DeviceTransform("cutout", pixels=_cutout_pixels, normalised=_cutout_normalised,
                               on_pixels=lambda s: not s.cutout_after_normalize),
     "mixup": DeviceTransform("mixup", normalised=_mixup, mixing=True),
     "cutmix": DeviceTransform("cutmix", normalised=_cutmix, mixing=True),
-}
-BUILT_IN = tuple(_TRANSFORMS)
+})
+BUILT_IN = _TRANSFORMS.built_in
 
 
 def transform(name: str) -> DeviceTransform:
@@ -83,12 +84,10 @@ def mixing_names() -> tuple[str, ...]:
 def register(t: DeviceTransform) -> None:
     """Add a transform at run time (a plugin, a test); it is named after the built-in ones and runs
     at its stage. Backends that do not run it on the host leave it to the device."""
-    if t.name in _TRANSFORMS or t.name == "none" or "+" in t.name:
-        raise ValueError(f"augment: {t.name!r} is taken or not a plain name")
-    _TRANSFORMS[t.name] = t
+    if t.name == "none" or "+" in t.name:
+        raise ValueError(f"augment: {t.name!r} is not a plain name")
+    _TRANSFORMS.add(t.name, t)
 
 
 def unregister(name: str) -> None:
-    if name in BUILT_IN:
-        raise ValueError(f"{name!r} is built in")
-    _TRANSFORMS.pop(name, None)
+    _TRANSFORMS.remove(name)

@@ -12,6 +12,7 @@ It declares:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,13 @@ class KDMethod:
         raise NotImplementedError
 
     @classmethod
+    def recorded_options(cls, distill: dict) -> dict:
+        """The method's options in a run's recorded ``distill`` section, defaults filled in (a
+        section left at its defaults is not in a run's identity, and may not be recorded)."""
+        return dataclasses.asdict(cls.Options()) | (distill.get(cls.name) or {})
+
+    @classmethod
     def describe(cls, distill: dict) -> str:
         """One setting as a report prints it, from the ``distill`` section of a run's config."""
-        own = distill.get(cls.name) or {}
-        extra = "".join(f", {k} = {v}" for k, v in own.items())
+        extra = "".join(f", {k} = {v}" for k, v in cls.recorded_options(distill).items())
         return f"T = {distill['temperature']:g}, gamma = {distill['gamma']:g}{extra}"

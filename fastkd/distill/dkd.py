@@ -35,6 +35,6 @@ class DecoupledKD(KDMethod):
 
     @classmethod
     def describe(cls, distill: dict) -> str:
-        o = distill.get(cls.name) or {}
-        return (f"T = {distill['temperature']:g}, alpha = {o.get('alpha', 1.0):g}, beta = {o.get('beta', 8.0):g}, "
-                f"warm-up {o.get('warmup', 20)} epochs, CE weight {o.get('ce_weight', 1.0):g}")
+        o = cls.recorded_options(distill)
+        return (f"T = {distill['temperature']:g}, alpha = {o['alpha']:g}, beta = {o['beta']:g}, "
+                f"warm-up {o['warmup']} epochs, CE weight {o['ce_weight']:g}")

@@ -5,11 +5,12 @@ import dataclasses
 from importlib import import_module
 
 from ..errors import ConfigError
+from ..extensions import ExtensionTable
 
-_CLASSES: dict[str, tuple[str, str] | type] = {"kd": ("fastkd.distill.kd", "HintonKD"),
-                                               "dkd": ("fastkd.distill.dkd", "DecoupledKD"),
-                                               "lskd": ("fastkd.distill.lskd", "StandardisedKD")}
-METHODS = tuple(_CLASSES)  # the built-in methods; available() adds those registered at run time
+_CLASSES = ExtensionTable("distill.method", {"kd": ("fastkd.distill.kd", "HintonKD"),
+                                              "dkd": ("fastkd.distill.dkd", "DecoupledKD"),
+                                              "lskd": ("fastkd.distill.lskd", "StandardisedKD")})
+METHODS = _CLASSES.built_in  # available() adds those registered at run time
 
 
 def available() -> tuple[str, ...]:
@@ -19,16 +20,12 @@ def available() -> tuple[str, ...]:
 def register(name: str, cls: type) -> None:
     """Add a method at run time (a plugin, a test). Its options become ``distill.<name>.*`` in
     configs built after this call."""
-    if name in _CLASSES:
-        raise ValueError(f"distill.method {name!r} is already registered")
+    _CLASSES.add(name, cls)
     cls.name = name
-    _CLASSES[name] = cls
 
 
 def unregister(name: str) -> None:
-    if name in METHODS:
-        raise ValueError(f"{name!r} is built in")
-    _CLASSES.pop(name, None)
+    _CLASSES.remove(name)
 
 
 def method_class(name: str) -> type:

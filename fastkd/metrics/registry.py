@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from ..extensions import ExtensionTable
 from .calibration import calibration, reliability_bins
 from .discrimination import VARIANTS, class_discrimination
 from .fidelity import fidelity
@@ -84,14 +85,14 @@ def _knn(o: RunOutputs) -> dict:
     return out
 
 
-_METRICS: dict[str, RunMetric] = {m.name: m for m in (
+_METRICS = ExtensionTable("metric", {m.name: m for m in (
     RunMetric("calibration", lambda o: calibration(o.test["logits"], o.labels)),
     RunMetric("reliability", lambda o: reliability_bins(o.test["logits"], o.labels)),
     RunMetric("class_discrimination", _class_discrimination),
     RunMetric("knn", _knn),
     RunMetric("fidelity", lambda o: fidelity(o.test["teacher_logits"], o.test["logits"]), needs=("test", "teacher")),
-)}
-BUILT_IN = tuple(_METRICS)
+)})
+BUILT_IN = _METRICS.built_in
 
 
 def metrics() -> tuple[RunMetric, ...]:
@@ -100,12 +101,8 @@ def metrics() -> tuple[RunMetric, ...]:
 
 def register(metric: RunMetric) -> None:
     """Add a metric at run time (a plugin, a test): computed for runs analysed after this call."""
-    if metric.name in _METRICS:
-        raise ValueError(f"metric {metric.name!r} is already registered")
-    _METRICS[metric.name] = metric
+    _METRICS.add(metric.name, metric)
 
 
 def unregister(name: str) -> None:
-    if name in BUILT_IN:
-        raise ValueError(f"{name!r} is built in")
-    _METRICS.pop(name, None)
+    _METRICS.remove(name)

@@ -3,14 +3,16 @@ the data, schedule, split and seeds, what ``±`` is, what each CD variant measur
 is better, and which plots were written."""
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from operator import itemgetter
 
 from ..distill import method_class
 from ..errors import ConfigError
 from ..metrics.registry import metrics
 from .common import done, finite
 from .stats import SIGNIFICANCE
-from .tables import VARIANT_NOTES
+from .tables import CELL, VARIANT_NOTES
 
 
 def _values(records, get) -> list:
@@ -171,6 +173,10 @@ def _table(rows, columns) -> str:
     return head + "\n".join("| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows) + "\n"
 
 
+def _mean_std_of(key: str, row: dict) -> str:
+    return _num(row[key], row[key + "_std"])
+
+
 def _registered_metrics_section(tables: dict) -> list[str]:
     """A table per registered metric that declares report columns (fastkd.metrics.registry)."""
     out = []
@@ -178,9 +184,8 @@ def _registered_metrics_section(tables: dict) -> list[str]:
         rows = tables.get(f"metric_{m.name}")
         if not m.columns or not rows:
             continue
-        cols = [(c, (lambda key: lambda r: r[key])(c)) for c in ("kind", "model", "teacher", "augment", "distill",
-                                                                    "seeds")]
-        cols += [(title, (lambda t: lambda r: _num(r[t], r[t + "_std"]))(title)) for title in m.columns]
+        cols = [(c, itemgetter(c)) for c in CELL + ("seeds",)]
+        cols += [(title, functools.partial(_mean_std_of, title)) for title in m.columns]
         out += [f"## {m.name}", "", f"Mean ± standard deviation over the seeds of each cell (metric_{m.name}.csv).", "",
                 _table(rows, cols)]
     return out

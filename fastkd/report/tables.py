@@ -120,10 +120,7 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
 
     cd_rows, knn_rows, cal_rows = [], [], []
     for r in ok:
-        lab, a = r["labels"], r["analysis"]
-        who = {"run": r["id"], "kind": r["kind"], "model": r["config"]["model"],
-               "teacher": lab.get("teacher_model", "-") if r["kind"] == "student" else "-",
-               "augment": lab["augment"], "distill": lab.get("distill", "-"), "seed": lab["seed"]}
+        a, who = r["analysis"], _who(r)
         for rep, variants in a["class_discrimination"].items():
             for v, res in variants.items():
                 cd_rows.append(who | {"representation": rep, "variant": v, "score": res.get("score"),
@@ -146,22 +143,39 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
     return tables | {f"paper_{name}": rows for name, rows in paper.items()}
 
 
+def _who(r: dict) -> dict:
+    """Which run a per-run row is: its id, seed and the cell of the grid it belongs to (``CELL``)."""
+    lab = r["labels"]
+    return {"run": r["id"], "kind": r["kind"], "model": r["config"]["model"],
+            "teacher": lab.get("teacher_model", "-") if r["kind"] == "student" else "-",
+            "augment": lab["augment"], "distill": lab.get("distill", "-"), "seed": lab["seed"]}
+
+
+CELL = ("kind", "model", "teacher", "augment", "distill")
+
+
+def _cell_summary(run_rows: list[dict], keys, first=()) -> list[dict]:
+    """Per-run rows (``_who`` fields and values) as one row per cell: the mean and sample std over
+    its seeds of each of ``keys``; ``first``: keys copied from the cell's first row."""
+    cells = defaultdict(list)
+    for r in run_rows:
+        cells[tuple(r[k] for k in CELL)].append(r)
+    out = []
+    for cell, rows in cells.items():
+        row = dict(zip(CELL, cell)) | {"seeds": len(rows)} | {k: rows[0][k] for k in first}
+        for key in keys:
+            row[key], row[key + "_std"], _ = mean_std([x[key] for x in rows if finite(x.get(key))])
+        out.append(row)
+    out.sort(key=lambda r: (r["kind"] != "teacher", r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
+    return out
+
+
 def metric_cells(ok: list[dict], metric) -> list[dict]:
     """A registered metric's report columns (``RunMetric.columns``), mean and spread over the seeds
     of each cell of the grid."""
-    cells = defaultdict(list)
-    for r in ok:
-        lab = r["labels"]
-        cells[(r["kind"], r["config"]["model"], lab.get("teacher_model", "-") if r["kind"] == "student" else "-",
-               lab["augment"], lab.get("distill", "-"))].append(r)
-    rows = []
-    for (kind, model, teacher, aug, dname), recs in cells.items():
-        row = {"kind": kind, "model": model, "teacher": teacher, "augment": aug, "distill": dname, "seeds": len(recs)}
-        for title, key in metric.columns.items():
-            row[title], row[title + "_std"], _ = _agg(recs, lambda r: (r["analysis"].get(metric.name) or {}).get(key))
-        rows.append(row)
-    rows.sort(key=lambda r: (r["kind"], r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
-    return rows
+    rows = [_who(r) | {title: (r["analysis"].get(metric.name) or {}).get(key) for title, key in metric.columns.items()}
+            for r in ok]
+    return _cell_summary(rows, tuple(metric.columns))
 
 
 def _adjust_for_many_comparisons(s_rows: list[dict]) -> None:
@@ -223,18 +237,7 @@ def cd_correlation(ok: list[dict]) -> list[dict]:
 
 
 def _knn_summary(knn_rows: list[dict]) -> list[dict]:
-    cells = defaultdict(list)
-    for r in knn_rows:
-        cells[(r["kind"], r["model"], r["teacher"], r["augment"], r["distill"])].append(r)
-    out = []
-    for (kind, model, teacher, aug, dname), rows in cells.items():
-        row = {"kind": kind, "model": model, "teacher": teacher, "augment": aug, "distill": dname, "seeds": len(rows),
-               "k": rows[0]["k"]}
-        for key in ("purity_features", "purity_logits", "accuracy_features"):
-            row[key], row[key + "_std"], _ = mean_std([x[key] for x in rows if finite(x.get(key))])
-        out.append(row)
-    out.sort(key=lambda r: (r["kind"] != "teacher", r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
-    return out
+    return _cell_summary(knn_rows, ("purity_features", "purity_logits", "accuracy_features"), first=("k",))
 
 
 # ---- files --------------------------------------------------------------------------------------
