@@ -67,10 +67,9 @@ def dkd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     s, t = student_logits.float() / temperature, teacher_logits.float() / temperature
     target = F.one_hot(labels.long(), s.shape[-1]).bool()
     log_ps, log_pt = F.log_softmax(s, -1), F.log_softmax(t, -1)
-    # binary split: log p_target and log (1 - p_target) = logsumexp over the other classes - logsumexp over all
-    others = torch.finfo(s.dtype).min
-    log_rest_s = torch.logsumexp(s.masked_fill(target, others), -1) - torch.logsumexp(s, -1)
-    log_rest_t = torch.logsumexp(t.masked_fill(target, others), -1) - torch.logsumexp(t, -1)
+    # binary split: log p_target, and log (1 - p_target) as the log-sum of the other classes' probabilities
+    log_rest_s = torch.logsumexp(log_ps.masked_fill(target, float("-inf")), -1)
+    log_rest_t = torch.logsumexp(log_pt.masked_fill(target, float("-inf")), -1)
     log_bs = torch.stack([log_ps[target], log_rest_s], -1)
     log_bt = torch.stack([log_pt[target], log_rest_t], -1)
     tckd = (log_bt.exp() * (log_bt - log_bs)).sum(-1)
