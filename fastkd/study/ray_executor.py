@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, MissingDependency, RunDirError, RunLockedError
-from ..errors import pip_hint
+from ..errors import ConfigError, MissingDependency, RunDirError, RunLockedError, pip_hint
 from ..run import runinfo
 from .ledger import Ledger
 from .runs import execute_run, ledger_record, needs_running, record_result

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from ..run.atomic import write_atomic
 from ..config import ConfigError
 from ..data.fingerprint import data_fingerprint
 from ..errors import RunDirError
+from ..pipelines import backend_reads
+from ..report import write_report
+from ..run.atomic import write_atomic
 from ..run.identity import digest, explain_difference, run_identity
 from ..run.lock import FolderLock
-from ..report import write_report
-from ..pipelines import backend_reads
 from .ledger import Ledger
 from .ray_executor import run_on_ray
 from .runs import execute_run, ledger_record, needs_running, record_result, teacher_done, torch_threads

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from ..run import runinfo
 from ..config import from_dict
-from ..train.engine import train
 from ..errors import DataError, FastkdError
-from ..run.identity import digest
 from ..metrics.analysis import analyze_run
+from ..run import runinfo
+from ..run.identity import digest
 from ..run.runrecord import RunMetrics
+from ..train.engine import train
 from .ledger import Ledger
 from .spec import RunSpec
 

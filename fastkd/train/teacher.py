@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from ..run import checkpoint as ckpt
 from .. import models
-from . import teacher_cache
 from ..config import Config, build, from_dict, load_yaml, peek
 from ..data.fingerprint import data_fingerprint
-from .evaluate import evaluate
 from ..pipelines import backend_reads
+from ..run import checkpoint as ckpt
 from ..run.rundir import RunDir, teacher_identity
+from . import teacher_cache
+from .evaluate import evaluate
 
 # A student reads its teacher's data unless told otherwise: the same source, split of pixels and
 # normalisation (the class list is checked when the teacher is loaded).
