@@ -22,7 +22,7 @@ import torch
 
 from fastkd.errors import ConfigError
 from fastkd.kernels import augment as K
-from fastkd.train.seeding import generator
+from fastkd.run.seeding import generator
 
 from .batch import Batch
 from .sharding import batch_slices, shard_indices

@@ -29,7 +29,7 @@ import torch
 from fastkd.data import DataError
 from fastkd.data.decode import _decode_chunk
 from fastkd.errors import ConfigError, MissingDependency, pip_hint
-from fastkd.train.seeding import derive_seed
+from fastkd.run.seeding import derive_seed
 
 from .base import ShardedPipeline
 

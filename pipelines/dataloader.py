@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from fastkd.run.child_processes import die_with_parent
 from fastkd.data.decode import EVAL_CROP_RATIO, MAX_PIXELS, open_image, random_resized_crop, resize_center_crop, to_rgb
 from fastkd.errors import DataError
-from fastkd.train.seeding import derive_seed
+from fastkd.run.seeding import derive_seed
 
 from .base import ShardedPipeline
 

@@ -27,7 +27,7 @@ from fastkd.data.beton import check_beton, ffcv_module
 from fastkd.errors import ConfigError
 from fastkd.fields import AT_LEAST_ONE, opt
 from fastkd.kernels.cpu import RuntimeSeed, cutout_op, pad_crop_flip_op
-from fastkd.train.seeding import derive_seed
+from fastkd.run.seeding import derive_seed
 
 from .base import ShardedPipeline
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from fastkd.train.seeding import generator
+from fastkd.run.seeding import generator
 
 
 def shard_indices(n: int, *, epoch: int, seed: int, rank: int, world: int, shuffle: bool) -> torch.Tensor:

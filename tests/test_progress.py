@@ -5,7 +5,7 @@ import pytest
 
 from fastkd import config as C
 from fastkd.train import engine
-from fastkd.train.progress import bars_wanted
+from fastkd.run.progress import bars_wanted
 
 TINY = ["data.name=sample", "data.limit_train=64", "data.limit_test=32", "model=lenet", "train.epochs=3",
         "train.batch_size=16", "data.eval_batch_size=32", "device=cpu"]

@@ -179,7 +179,7 @@ def test_a_planted_pickle_in_a_checkpoint_is_ignored_never_executed(tmp_path, mo
 
 def test_training_state_roundtrips_without_pickle(tmp_path):
     from fastkd.run import checkpoint as ck
-    from fastkd.train import seeding
+    from fastkd.run import seeding
     import random
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)

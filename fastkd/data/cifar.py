@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.progress import bar
+from ..run.progress import bar
 from .arrays import DataError
 
 

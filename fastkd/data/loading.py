@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..run.atomic import sweep_temporaries, write_atomic
-from ..train.progress import bar
+from ..run.progress import bar
 from . import cifar, imagefolder
 from .arrays import DataError, ImageArrays, split_off, stratified_order
 from .decode import MAX_PIXELS

@@ -19,17 +19,17 @@ from ..config import Config
 from ..errors import TrainingError
 from ..pipelines import require as require_backend
 from ..run import checkpoint as ckpt
-from ..run import runinfo
+from ..run import runinfo, seeding
 from ..run.identity import digest
+from ..run.progress import bar as progress_bar
+from ..run.progress import bars_wanted
 from ..run.rundir import RunDir, write_json
 from ..run.runrecord import RunMetrics
-from . import seeding, teacher_cache
+from . import teacher_cache
 from .accelerator import make_accelerator
 from .evaluate import evaluate, save_outputs
 from .objectives import objective_for
 from .optim import build_optimizer, build_scheduler
-from .progress import bar as progress_bar
-from .progress import bars_wanted
 from .run_identity import run_identity_of, with_absolute_paths
 from .runsetup import build_run_setup
 from .teacher import cached_teacher_logits, data_differences, load_teacher
