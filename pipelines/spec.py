@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from fastkd.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, opt
+from fastkd.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
 
 from . import transforms
 
@@ -36,6 +36,9 @@ class AugParams:
     cutmix_prob: float = opt(1.0, range=UNIT)
     per_sample: bool = False  # one lambda per batch (the paper) or per sample
     label_smoothing: float = opt(0.0, range=UNIT_OPEN_TOP)
+    # randaugment: operations per sample and their magnitude bin (of 31), Cubuk et al. 2020's N and M
+    randaugment_ops: int = opt(2, range=AT_LEAST_ONE, later=True)
+    randaugment_magnitude: int = opt(9, range=Range(0, 30), later=True)
 
 
 class _SpecNames:

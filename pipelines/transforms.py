@@ -16,6 +16,7 @@ from typing import Callable
 
 from fastkd.extensions import ExtensionTable
 from fastkd.kernels import augment as K
+from fastkd.kernels import auto_augment as A
 from fastkd.kernels import mix as M
 
 
@@ -37,6 +38,18 @@ def _crop_flip(x, s, gen):
     return K.crop_flip(x, pad=s.pad, flip=s.flip, generator=gen)
 
 
+def _auto_augment(x, s, gen):
+    return A.auto_augment(x, generator=gen)
+
+
+def _rand_augment(x, s, gen):
+    return A.rand_augment(x, ops=s.randaugment_ops, level=s.randaugment_magnitude, generator=gen)
+
+
+def _trivial_augment(x, s, gen):
+    return A.trivial_augment(x, generator=gen)
+
+
 def _cutout_pixels(x, s, gen):
     return K.cutout(x, size=s.cutout_size, holes=s.cutout_holes, generator=gen)
 
@@ -55,6 +68,10 @@ def _cutmix(x, y, s, gen):
 
 _TRANSFORMS = ExtensionTable("augment transform", {
     "crop_flip": DeviceTransform("crop_flip", pixels=_crop_flip),
+    # the automatic policies after crop+flip and before cutout, as their papers ran them on CIFAR
+    "autoaugment": DeviceTransform("autoaugment", pixels=_auto_augment),
+    "randaugment": DeviceTransform("randaugment", pixels=_rand_augment),
+    "trivialaugment": DeviceTransform("trivialaugment", pixels=_trivial_augment),
     # the paper zeroes pixels in normalised space (aug.cutout_after_normalize, the default)
     "cutout": DeviceTransform("cutout", pixels=_cutout_pixels, normalised=_cutout_normalised,
                               on_pixels=lambda s: not s.cutout_after_normalize),

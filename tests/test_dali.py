@@ -227,3 +227,16 @@ def test_missing_dali_explains_how_to_install(monkeypatch):
     data = load_splits(DataConfig(name="sample", limit_test=10))["test"]
     with pytest.raises(ImportError, match=r"pip install .*\[dali\]"):
         build_pipeline("dali", data, make_spec("none"), train=False, batch_size=4, device="cpu", seed=0)
+
+
+@pytest.mark.parametrize("augment", ["autoaugment", "randaugment", "crop_flip+trivialaugment"])
+def test_dali_runs_its_own_automatic_policies_seeded(augment):
+    data = load_splits(DataConfig(name="sample", limit_train=96))["train"]
+    plain = next(iter(_dali(data, "none", train=True, batch_size=96)))
+    first = next(iter(_dali(data, augment, train=True, batch_size=96)))
+    assert torch.equal(first.images, next(iter(_dali(data, augment, train=True, batch_size=96))).images)
+    assert not torch.equal(first.images, next(iter(_dali(data, augment, train=True, batch_size=96, seed=1))).images)
+    changed = ((first.images - plain.images).abs().amax(dim=(1, 2, 3)) > 1e-4).float().mean().item()
+    assert changed > 0.5  # every policy alters most samples (AutoAugment leaves ~1 in 5 alone)
+    raw = _raw(first.images, data)
+    assert raw.min() > -0.5 and raw.max() < 255.5
