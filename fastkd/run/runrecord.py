@@ -35,6 +35,9 @@ class RunMetrics:
     teacher_test_accuracy: float | None = None
     agreement: float | None = None
     teacher_cache: str | None = None  # students: "used" (teacher outputs read from its cache) or "off"
+    # students: Wang et al.'s T. stddev over the teacher outputs the run trained against
+    # (fastkd.metrics.teacher_stddev): value, chunks, chunk_size, view
+    teacher_stddev: dict | None = None
 
     def to_dict(self, *, history: bool = True) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

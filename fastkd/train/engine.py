@@ -17,6 +17,7 @@ import torch
 
 from ..config import Config
 from ..errors import TrainingError
+from ..metrics.teacher_stddev import TeacherMeanProbability, teacher_stddev
 from ..pipelines import require as require_backend
 from ..run import checkpoint as ckpt
 from ..run import runinfo, seeding
@@ -109,9 +110,12 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, steps_per_epoch=math.ceil(steps / cfg.train.grad_accum), tc=cfg.train)
         self.model, self.optimizer = acc.prepare(s.model, optimizer)
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        # what the student is taught, summarised as Wang et al.'s T. stddev (students only)
+        self.taught = TeacherMeanProbability() if self.teacher is not None and cfg.distill.gamma > 0 else None
         self.objective = objective_for(cfg, self.teacher, autocast=acc.autocast,
                                        compile_fn=torch.compile if cfg.train.compile else None,
-                                       cached_logits=self._teacher_table() if self.cache_teacher else None)
+                                       cached_logits=self._teacher_table() if self.cache_teacher else None,
+                                       observe=self.taught.update if self.taught is not None else None)
 
     def _teacher_table(self) -> torch.Tensor:
         return cached_teacher_logits(self.cfg, self.teacher, self.eval_pipes["train"], self.acc,
@@ -134,6 +138,8 @@ class Trainer:
                  "identity": digest(self.identity)}
         if self.acc.scaler is not None:
             state["scaler"] = self.acc.scaler.state_dict()
+        if self.taught is not None:
+            state["taught"] = self.taught.state()
 
         def write(folder):
             ckpt.save_weights(self.bare_model, folder / "model.safetensors", **self._weights_meta())
@@ -153,6 +159,8 @@ class Trainer:
         if "scaler" in state and self.acc.scaler is not None:
             self.acc.scaler.load_state_dict(state["scaler"])
         seeding.set_rng_state(state["rng"])
+        if self.taught is not None:
+            self.taught.load(state.get("taught"), self.acc.device)
         return state["epoch"], state["history"], state["best"]
 
     # ---- one epoch ---------------------------------------------------------------------------
@@ -299,7 +307,8 @@ class Trainer:
             skipped_images={k: len(v) for k, v in self.skipped.items()} or None,
             teacher=cfg.distill.teacher if self.teacher is not None else None,
             teacher_test_accuracy=test.teacher_accuracy, agreement=test.agreement,
-            teacher_cache=("used" if self.cache_teacher else "off") if self.teacher is not None else None)
+            teacher_cache=("used" if self.cache_teacher else "off") if self.teacher is not None else None,
+            teacher_stddev=self._teacher_stddev())
         metrics = record.to_dict()
         if self.main:
             ckpt.save_weights(self.bare_model, self.rd.model, **self._weights_meta(),
@@ -321,6 +330,19 @@ class Trainer:
             acc.end_training()
         acc.wait_for_everyone()
         return metrics
+
+
+    def _teacher_stddev(self) -> dict | None:
+        """T. stddev over every process's chunks (each process chunks its own stream of batches)."""
+        if self.taught is None:
+            return None
+        means = self.taught.chunk_means()
+        if means is None:
+            means = torch.zeros((0, self.num_classes), dtype=torch.float64, device=self.acc.device)
+        if self.acc.num_processes > 1:
+            means = self.acc.gather(means)  # every process trains the same number of steps
+        return {"value": teacher_stddev(means), "chunks": len(means), "chunk_size": self.taught.chunk,
+                "view": self.cfg.augment, "teacher_outputs": "cache" if self.cache_teacher else "live"}
 
 
 def _sync(acc) -> None:

@@ -28,13 +28,15 @@ class SoftTargets:
 
 class Distillation:
     """A distillation method's loss (fastkd.distill) against a frozen teacher in eval mode, run
-    under autocast on the same (possibly mixed) batch as the student."""
+    under autocast on the same (possibly mixed) batch as the student. ``observe`` is handed the
+    teacher's logits of every training batch (for statistics of what the student was taught)."""
 
-    def __init__(self, teacher: torch.nn.Module, method, *, autocast, forward=None):
+    def __init__(self, teacher: torch.nn.Module, method, *, autocast, forward=None, observe=None):
         self.teacher = teacher
         self.forward = forward or teacher
         self.method = method
         self.autocast = autocast
+        self.observe = observe or (lambda logits: None)
 
     def set_epoch(self, epoch: int) -> None:
         self.method.set_epoch(epoch)
@@ -42,6 +44,7 @@ class Distillation:
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         with torch.no_grad(), self.autocast():
             t_logits = self.forward(batch.images)
+        self.observe(t_logits)
         return self.method.loss(logits, t_logits, batch.targets)
 
 
@@ -51,24 +54,29 @@ class CachedDistillation:
 
     teacher = None
 
-    def __init__(self, table: torch.Tensor, method):
+    def __init__(self, table: torch.Tensor, method, *, observe=None):
         self.table = table
         self.method = method
+        self.observe = observe or (lambda logits: None)
 
     def set_epoch(self, epoch: int) -> None:
         self.method.set_epoch(epoch)
 
     def loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
         t_logits = self.table[batch.index.to(self.table.device)].to(logits.device)
+        self.observe(t_logits)
         return self.method.loss(logits, t_logits, batch.targets)
 
 
-def objective_for(cfg, teacher, *, autocast, compile_fn=None, cached_logits: torch.Tensor | None = None):
+def objective_for(cfg, teacher, *, autocast, compile_fn=None, cached_logits: torch.Tensor | None = None,
+                  observe=None):
     """The objective of a run: its distillation method when it has a teacher and gamma > 0,
-    reading the teacher's outputs from ``cached_logits`` when given."""
+    reading the teacher's outputs from ``cached_logits`` when given; ``observe`` sees the teacher
+    logits of every training batch."""
     if teacher is None or cfg.distill.gamma == 0:
         return SoftTargets()
     method = method_for(cfg.distill)
     if cached_logits is not None:
-        return CachedDistillation(cached_logits, method)
-    return Distillation(teacher, method, autocast=autocast, forward=compile_fn(teacher) if compile_fn else None)
+        return CachedDistillation(cached_logits, method, observe=observe)
+    return Distillation(teacher, method, autocast=autocast, forward=compile_fn(teacher) if compile_fn else None,
+                        observe=observe)
