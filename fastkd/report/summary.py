@@ -191,6 +191,49 @@ def _registered_metrics_section(tables: dict) -> list[str]:
     return out
 
 
+def _rho(row, target) -> str:
+    lo, hi = row[f"rho_{target}_ci_low"], row[f"rho_{target}_ci_high"]
+    return _num(row[f"rho_{target}"], digits=3) + (f" [{lo:+.2f}, {hi:+.2f}]" if finite(lo) else "")
+
+
+def _taught_section(tables: dict) -> list[str]:
+    """T. stddev by distillation augmentation, and how it ranks them against the students."""
+    cells, corr = tables.get("taught"), tables.get("taught_correlation")
+    if not cells:
+        return []
+    return ["## What the students were taught: T. stddev by distillation augmentation", "",
+            "T. stddev (Wang et al., NeurIPS 2022): the standard deviation, over chunks of 640 consecutive training "
+            "samples, of the teacher's mean softmax probability, averaged over classes, computed on the teacher "
+            "outputs each student trained against (`live`: the teacher run on the augmented batch; `cache`: the "
+            "stored outputs for the plain images). Wang et al. found lower values with lower student test loss. "
+            "View: the augmentation applied during distillation (student and teacher see the same batch). Mean ± "
+            "standard deviation over the seeds of a cell (taught.csv).", "",
+            _table(cells, [
+                ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
+                ("teacher aug", lambda r: r["teacher_augment"]), ("method", lambda r: r["method"]),
+                ("view", lambda r: r["view"]), ("seeds", lambda r: r["seeds"]),
+                ("teacher outputs", lambda r: r["teacher_outputs"]),
+                ("T. stddev", lambda r: _num(r["t_stddev"], r["t_stddev_std"], digits=5)),
+                ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
+                ("test loss", lambda r: _num(r["test_loss"], r["test_loss_std"]))]),
+            "Across the views of one student, teacher and method, Spearman's rho of T. stddev against the students' "
+            "mean accuracy (Wang et al.'s claim predicts a negative rho) and test loss (positive). One point per "
+            "view: the interval (Fisher z, Bonett-Wright error) and p (exact: all orderings of the views) count "
+            "views, not students; with 6 views only a rho near ±1 is distinguishable from 0 (taught_correlation.csv).",
+            "",
+            _table(corr, [
+                ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
+                ("teacher aug", lambda r: r["teacher_augment"]), ("method", lambda r: r["method"]),
+                ("views", lambda r: r["views"]),
+                ("rho vs accuracy [95% CI]", lambda r: _rho(r, "test_accuracy")),
+                ("p", lambda r: f"{r['p_test_accuracy']:.3g}" if finite(r["p_test_accuracy"]) else "n/a"),
+                ("rho vs test loss [95% CI]", lambda r: _rho(r, "test_loss")),
+                ("p ", lambda r: f"{r['p_test_loss']:.3g}" if finite(r["p_test_loss"]) else "n/a")]),
+            "Orders (T. stddev ascending; accuracy descending):", ""] + \
+        [f"- {r['student']} from {r['teacher']} ({r['teacher_augment']}), {r['method']}: T. stddev "
+         f"{r['order_by_t_stddev']}; accuracy {r['order_by_accuracy']}" for r in corr] + [""]
+
+
 def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(), plots: dict | None = None) -> str:
     n = ctx["seeds"]
     spread = (f"`±` is the sample standard deviation over the seeds of a cell (n = {ctx['min_seeds']}"
@@ -286,6 +329,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("purity features %", lambda r: _pct(r["purity_features"], r["purity_features_std"])),
                 ("purity logits %", lambda r: _pct(r["purity_logits"], r["purity_logits_std"])),
                 ("k-NN accuracy %", lambda r: _pct(r["accuracy_features"], r["accuracy_features_std"]))])]
+    out += _taught_section(tables)
     out += _registered_metrics_section(tables)
     if plots:
         out += ["## Plots", ""] + [f"- `{name}`: {what}" for name, what in plots.items()] + [""]

@@ -17,6 +17,7 @@ import numpy as np
 from ..metrics.registry import REPRESENTATIONS, metrics
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
+from .taught import taught_cells, taught_correlation
 from .stats import (SIGNIFICANCE, detectable_difference, grouped_permutation_test, holm, mean_std, partial_spearman,
                     rank_correlation_interval, spearman_test, welch_interval, welch_t_test)
 
@@ -139,6 +140,9 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
               "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
               "calibration_fidelity": cal_rows, "failed": failed}
     tables |= {f"metric_{m.name}": metric_cells(ok, m) for m in metrics() if m.columns}
+    taught = taught_cells(ok)
+    if taught:  # studies with distillation runs that recorded T. stddev
+        tables |= {"taught": taught, "taught_correlation": taught_correlation(taught)}
     paper = compare_with_paper(tables, reference_augment)
     return tables | {f"paper_{name}": rows for name, rows in paper.items()}
 

@@ -25,8 +25,9 @@ class StudyConfig:
     students: list[str] = field(default_factory=lambda: ["lenet", "alexnet"])
     # named distillation settings, each a dict of student overrides, e.g.
     # {kd: {}, kd-mixup: {augment: mixup}} (augmentation during distillation: the teacher sees
-    # the same mixed batch)
-    distill: dict = field(default_factory=lambda: {"kd": {}})
+    # the same mixed batch). None: Hinton KD alone, {kd: {}}. The first layer that names settings
+    # replaces that default (a preset's grid of settings holds only its own), later layers merge in.
+    distill: dict | None = None
     scratch: bool = True  # the student trained from scratch (distill.gamma = 0): the baseline
     # overrides for one part of the grid, applied after the ones above: per_augment[aug] for the
     # teachers trained with that augmentation, e.g. {mixup: {train.select: last}};
@@ -79,6 +80,8 @@ def load_study(preset: str | None = None, files=(), overrides=(), extra: dict | 
     for layer in layers:
         _check_setting_names(layer)
         merge_into(sc, layer)
+    if sc.distill is None:
+        sc.distill = {"kd": {}}
     return validate(sc)
 
 

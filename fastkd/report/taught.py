@@ -1,0 +1,67 @@
+"""What the students were taught, by distillation augmentation: Wang et al.'s T. stddev of the
+teacher outputs each distillation run trained against (fastkd.metrics.teacher_stddev), beside the
+students' accuracy and test loss, and the rank correlation across the augmentations used during
+distillation (Wang et al. 2022 report that a lower T. stddev goes with a lower student test loss).
+
+A cell is one distillation setting of one teacher; its point is the mean over its student seeds
+(the seeds share the teacher and the augmentation, so they are not independent points). A
+correlation is taken across the cells of one student model, teacher and KD method that differ
+in their distillation augmentation (the view), with one point per view.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .common import accuracy, finite
+from .stats import mean_std, rank_correlation_interval, spearman_exact_test
+
+
+def _stddev(r: dict) -> float | None:
+    return (r["metrics"].get("teacher_stddev") or {}).get("value")
+
+
+def _method(r: dict) -> str:
+    return r["config"]["distill"].get("method", "kd")
+
+
+def taught_cells(ok: list[dict]) -> list[dict]:
+    """One row per distillation cell: its method and view, T. stddev, accuracy and test loss (mean
+    and sample std over the seeds)."""
+    cells = defaultdict(list)
+    for r in ok:
+        if r["kind"] == "student" and r["labels"].get("distill") != "scratch" and finite(_stddev(r)):
+            lab = r["labels"]
+            cells[(lab["student_model"], lab.get("teacher_model", "-"), lab["augment"], lab["distill"])].append(r)
+    rows = []
+    for (student, teacher, teacher_aug, distill), recs in cells.items():
+        row = {"student": student, "teacher": teacher, "teacher_augment": teacher_aug, "distill": distill,
+               "method": _method(recs[0]), "view": recs[0]["config"]["augment"], "seeds": len(recs),
+               "teacher_outputs": recs[0]["metrics"]["teacher_stddev"].get("teacher_outputs", "-")}
+        for key, get in (("t_stddev", _stddev), ("test_accuracy", accuracy),
+                         ("test_loss", lambda r: r["metrics"]["test_loss"])):
+            row[key], row[key + "_std"], _ = mean_std([get(r) for r in recs if finite(get(r))])
+        rows.append(row)
+    rows.sort(key=lambda r: (r["student"], r["teacher"], r["teacher_augment"], r["method"], r["t_stddev"]))
+    return rows
+
+
+def taught_correlation(cells: list[dict]) -> list[dict]:
+    """Spearman's rho of T. stddev against the students' accuracy and test loss across views, per
+    student model, teacher, teacher augmentation and method; p exact over all orderings at <= 8
+    views; the interval counts views."""
+    groups = defaultdict(list)
+    for c in cells:
+        groups[(c["student"], c["teacher"], c["teacher_augment"], c["method"])].append(c)
+    rows = []
+    for (student, teacher, teacher_aug, method), group in groups.items():
+        row = {"student": student, "teacher": teacher, "teacher_augment": teacher_aug, "method": method,
+               "views": len(group), "order_by_t_stddev": " < ".join(c["view"] for c in group),
+               "order_by_accuracy": " > ".join(c["view"] for c in sorted(group, key=lambda c: -c["test_accuracy"]))}
+        stddevs = [c["t_stddev"] for c in group]
+        for target in ("test_accuracy", "test_loss"):
+            rho, p = spearman_exact_test(stddevs, [c[target] for c in group])
+            lo, hi = rank_correlation_interval(rho, len(group))
+            row |= {f"rho_{target}": rho, f"rho_{target}_ci_low": lo, f"rho_{target}_ci_high": hi,
+                    f"p_{target}": p}
+        rows.append(row)
+    return rows
