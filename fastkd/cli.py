@@ -18,6 +18,7 @@ from .fields import DEVICES
 from .metrics.analysis import analyze_run
 from .metrics.discrimination import VARIANTS
 from .pipelines import BACKENDS
+from .pipelines.transforms import names as transform_names
 from .report import write_report
 from .run.child_processes import stop_on_signals
 from .run.rundir import RunDir
@@ -164,6 +165,7 @@ def cmd_info(args) -> int:
     print("study presets (study):", ", ".join(study_preset_names()))
     print("models:", ", ".join(models.available()))
     print("distillation methods (distill.method):", ", ".join(kd_methods()))
+    print("augmentations (augment, joined with +):", ", ".join(("none",) + transform_names()))
     print("data backends (data.backend):", ", ".join(BACKENDS))
     print(json.dumps(environment(), indent=2))
     return 0

@@ -35,6 +35,7 @@ def test_info_lists_run_and_study_presets(capsys):
     assert f"run presets (train, distill): {', '.join(preset_names())}" in out and "paper-teacher" in out
     assert f"study presets (study): {', '.join(study_preset_names())}" in out and "paper-original" in out
     assert "distillation methods (distill.method): kd" in out and "data backends (data.backend): tensor" in out
+    assert "augmentations (augment, joined with +): none, crop_flip, autoaugment" in out
 
 
 def test_summary_line_says_one_epoch(capsys, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from fastkd import config as C
 from fastkd.distill import method_for
 from fastkd.train import engine
-from fastkd.train.losses import dkd_loss, kd_kl, lskd_loss
+from fastkd.losses import dkd_loss, kd_kl, lskd_loss  # the public path the docs name
 
 
 def _inputs(seed=0, n=6, k=10, scale=3.0):

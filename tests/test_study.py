@@ -143,8 +143,8 @@ def test_bad_study_keys_fail_before_any_run(tmp_path):
         load_study(extra=TINY | {"common": {"train.lrr": 1}})
     with pytest.raises(ConfigError, match="available: .*demo"):
         load_study("nope")
-    for name in ("demo", "paper", "paper-original", "fast", "cifar100-kd", "cifar10-cpu",
-                 "cifar10-scarce"):
+    from fastkd.study.spec import study_preset_names
+    for name in study_preset_names():  # every preset plans: its run configs are all valid
         load_study(name)
     with pytest.raises(ConfigError, match="teacher_seeds: must be between 1 and seeds \\(2\\), got 3"):
         load_study(extra=TINY | {"seeds": 2, "teacher_seeds": 3})
@@ -168,6 +168,19 @@ def test_a_setting_name_with_no_letters_is_refused_by_its_name(name):
     for nothing in ("---", "日本"):
         with pytest.raises(ConfigError, match=f"distill: the name {nothing!r} keeps nothing to name its runs by"):
             load_study(extra=TINY | {"distill": {nothing: {}}})
+
+
+def test_students_of_restricts_the_grid_to_its_pairs(tmp_path):
+    from fastkd.study.spec import plan
+    sc = _study(teachers=["resnet8", "resnet14"], students=["lenet", "resnet8"], augments=["none"], scratch=False,
+                students_of={"resnet8": ["lenet"], "resnet14": ["resnet8"]})
+    pairs = sorted((r.labels["teacher_model"], r.labels["student_model"]) for r in plan(sc, tmp_path) if r.kind == "student")
+    assert pairs == [("resnet14", "resnet8"), ("resnet8", "lenet")]
+    everyone = _study(teachers=["resnet8", "resnet14"], students=["lenet", "resnet8"], augments=["none"], scratch=False)
+    assert sum(r.kind == "student" for r in plan(everyone, tmp_path)) == 4
+    with pytest.raises(ConfigError, match="students_of.resnet8: expected a teacher of the grid"):
+        _study(students_of={"resnet8": ["alexnet"]})
+    assert list(load_study("cifar10-distill-aug").distill)[:2] == ["kd-none", "kd-crop_flip"]  # no default kd added
 
 
 def test_fewer_teacher_seeds_than_student_seeds_share_teachers(tmp_path):

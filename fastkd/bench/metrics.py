@@ -6,9 +6,6 @@ in the same run, with the device's speed-up over the host. Prints a table and wr
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 
 import torch
 
@@ -16,6 +13,7 @@ from ..fields import DEVICES
 from ..run import runinfo
 from ..metrics import class_discrimination, knn_purity
 from ..metrics.knn import _faiss
+from .common import devices, timed, write_result
 
 
 def _features(n, d, device, seed=0):
@@ -26,29 +24,13 @@ def _features(n, d, device, seed=0):
     return x.to(device), y.to(device)
 
 
-def _time(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
-
-
-def _devices(choice: str) -> list[torch.device]:
-    if choice == "auto":
-        return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    return [torch.device(choice)]
-
-
 def run(args) -> dict:
     has_faiss = _faiss() is not None
     rows = []
-    for device in _devices(args.device):
+    for device in devices(args.device):
         rows += _rows(args, device, has_faiss)
     _speedups(rows)
-    return {"devices": [str(d) for d in _devices(args.device)], "faiss": has_faiss, "k": args.k,
+    return {"devices": [str(d) for d in devices(args.device)], "faiss": has_faiss, "k": args.k,
             "environment": runinfo.environment(), "results": rows}
 
 
@@ -71,17 +53,17 @@ def _rows(args, device, has_faiss) -> list:
                 continue
             x, y = _features(n, d, device)
             row = {"device": device.type, "n": n, "d": d}
-            row["cd_clean_s"] = _time(lambda: class_discrimination(x, y, "clean"), device)
+            row["cd_clean_s"] = timed(lambda: class_discrimination(x, y, "clean"), device)
             if n * d * 8 <= args.max_bytes:
-                row["cd_paper_s"] = _time(lambda: class_discrimination(x, y, "paper"), device)
+                row["cd_paper_s"] = timed(lambda: class_discrimination(x, y, "paper"), device)
             if n <= args.max_knn_n:
-                row["knn_torch_s"] = _time(lambda: knn_purity(x, y, args.k, backend="torch"), device)
-                row["knn_auto_s"] = _time(lambda: knn_purity(x, y, args.k, backend="auto"), device)
+                row["knn_torch_s"] = timed(lambda: knn_purity(x, y, args.k, backend="torch"), device)
+                row["knn_auto_s"] = timed(lambda: knn_purity(x, y, args.k, backend="auto"), device)
                 if has_faiss:
-                    row["knn_faiss_flat_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss"), device)
+                    row["knn_faiss_flat_s"] = timed(lambda: knn_purity(x, y, args.k, backend="faiss"), device)
                     row["faiss_speedup_vs_torch"] = row["knn_torch_s"] / row["knn_faiss_flat_s"]
             if has_faiss and n >= args.ivf_from:
-                row["knn_faiss_ivf_s"] = _time(lambda: knn_purity(x, y, args.k, backend="faiss", index="ivf"), device)
+                row["knn_faiss_ivf_s"] = timed(lambda: knn_purity(x, y, args.k, backend="faiss", index="ivf"), device)
             rows.append(row)
             print(_line(row), flush=True)
     return rows
@@ -109,9 +91,5 @@ def main(argv=None) -> int:
                    help="auto: the host, and the GPU too when there is one")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    result = run(args)
-    out = Path(args.json or f"bench-results/metrics-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
+    write_result(run(args), args.json, "metrics")
     return 0

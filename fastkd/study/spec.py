@@ -29,6 +29,9 @@ class StudyConfig:
     # replaces that default (a preset's grid of settings holds only its own), later layers merge in.
     distill: dict | None = None
     scratch: bool = True  # the student trained from scratch (distill.gamma = 0): the baseline
+    # teacher model -> the student models it teaches (default: every student from every teacher),
+    # e.g. {resnet32x4: [resnet8x4], vgg13: [vgg8]} for the usual CIFAR-100 pairs
+    students_of: dict = field(default_factory=dict)
     # overrides for one part of the grid, applied after the ones above: per_augment[aug] for the
     # teachers trained with that augmentation, e.g. {mixup: {train.select: last}};
     # students_per_augment[aug] for the students distilled from those teachers ("scratch": the
@@ -132,6 +135,10 @@ def validate(sc: StudyConfig) -> StudyConfig:
     if not sc.teachers or not sc.augments:
         raise ConfigError("teachers and augments must each name at least one entry")
     _check_run_names(sc)
+    for tm, sms in sc.students_of.items():
+        if tm not in sc.teachers or not isinstance(sms, list) or any(sm not in sc.students for sm in sms):
+            raise ConfigError(f"students_of.{tm}: expected a teacher of the grid ({', '.join(sc.teachers)}) and a list "
+                              f"of its students ({', '.join(sc.students)}), got {sms!r}")
     for key, table, known in (("per_augment", sc.per_augment, sc.augments),
                               ("students_per_augment", sc.students_per_augment, sc.augments + ["scratch"]),
                               ("per_student", sc.per_student, sc.students)):
@@ -167,7 +174,7 @@ def plan(sc: StudyConfig, out: Path) -> list[RunSpec]:
     for seed in seeds:
         teacher_seed = sc.first_seed + (seed - sc.first_seed) % n_teachers
         for t in (t for t in teachers if t.labels["seed"] == teacher_seed):
-            for sm in sc.students:
+            for sm in sc.students_of.get(t.labels["teacher_model"], sc.students):
                 for dname, dover in sc.distill.items():
                     sid = _slug(f"student-{sm}-{dname}-from-{t.labels['teacher_model']}-{t.labels['augment']}-s{seed}")
                     c = cfg(sc.student_preset, sc.common, sc.student, dover, sc.per_student.get(sm, {}),
