@@ -70,6 +70,17 @@ def test_cells_and_correlation_across_views():
     assert corr["dkd"]["rho_test_accuracy"] == pytest.approx(-rho) and corr["dkd"]["p_test_accuracy"] == pytest.approx(p)
     assert corr["dkd"]["views"] == 6 and corr["dkd"]["rho_test_accuracy_ci_low"] < corr["dkd"]["rho_test_accuracy"]
     assert corr["kd"]["order_by_accuracy"] == " > ".join(VIEWS)
+    # against the reference view (crop_flip) of the same method, over the 3 seeds
+    from scipy import stats
+    kd_by_view = {c["view"]: c for c in kd}
+    assert kd_by_view["crop_flip"]["is_reference_view"] and "delta_vs_reference_view" not in kd_by_view["crop_flip"]
+    cutmix = kd_by_view["cutmix"]
+    assert cutmix["delta_vs_reference_view"] == pytest.approx(-0.04)
+    a = [0.5 - 0.05 + 0.001 * s for s in range(3)]
+    b = [0.5 - 0.01 + 0.001 * s for s in range(3)]
+    assert cutmix["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, nan_ok=True)
+    ps = sorted(c["p_value"] for c in kd if "p_value" in c and math.isfinite(c["p_value"]))
+    assert min(c.get("p_holm", 2) for c in kd) == pytest.approx(min(1.0, len(ps) * ps[0])) if ps else True
 
 
 def test_the_summary_has_the_section_and_the_files(tmp_path):

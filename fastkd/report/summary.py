@@ -196,6 +196,14 @@ def _rho(row, target) -> str:
     return _num(row[f"rho_{target}"], digits=3) + (f" [{lo:+.2f}, {hi:+.2f}]" if finite(lo) else "")
 
 
+def _delta_view(row) -> str:
+    if "delta_vs_reference_view" not in row:
+        return "reference" if row.get("is_reference_view") else "-"
+    text = f"{100 * row['delta_vs_reference_view']:+.2f}"
+    lo, hi = row["delta_ci_low"], row["delta_ci_high"]
+    return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
+
+
 def _taught_section(tables: dict) -> list[str]:
     """T. stddev by distillation augmentation, and how it ranks them against the students."""
     cells, corr = tables.get("taught"), tables.get("taught_correlation")
@@ -207,7 +215,9 @@ def _taught_section(tables: dict) -> list[str]:
             "outputs each student trained against (`live`: the teacher run on the augmented batch; `cache`: the "
             "stored outputs for the plain images). Wang et al. found lower values with lower student test loss. "
             "View: the augmentation applied during distillation (student and teacher see the same batch). Mean ± "
-            "standard deviation over the seeds of a cell (taught.csv).", "",
+            "standard deviation over the seeds of a cell (taught.csv). Δ: accuracy minus that of the same method "
+            "distilled under the reference view, with its 95% interval (Welch, over student seeds: the students of "
+            "one teacher, so the comparison holds for this teacher); p Holm: adjusted over the views of one method.", "",
             _table(cells, [
                 ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
                 ("teacher aug", lambda r: r["teacher_augment"]), ("method", lambda r: r["method"]),
@@ -215,6 +225,8 @@ def _taught_section(tables: dict) -> list[str]:
                 ("teacher outputs", lambda r: r["teacher_outputs"]),
                 ("T. stddev", lambda r: _num(r["t_stddev"], r["t_stddev_std"], digits=5)),
                 ("accuracy %", lambda r: _pct(r["test_accuracy"], r["test_accuracy_std"])),
+                ("Δ pts vs reference view", _delta_view),
+                ("p Holm", lambda r: _p(r, "p_holm")),
                 ("test loss", lambda r: _num(r["test_loss"], r["test_loss_std"]))]),
             "Across the views of one student, teacher and method, Spearman's rho of T. stddev against the students' "
             "mean accuracy (Wang et al.'s claim predicts a negative rho) and test loss (positive). One point per "

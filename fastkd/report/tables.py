@@ -140,7 +140,7 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
               "cd_correlation": cd_correlation(ok), "knn": _knn_summary(knn_rows), "knn_runs": knn_rows,
               "calibration_fidelity": cal_rows, "failed": failed}
     tables |= {f"metric_{m.name}": metric_cells(ok, m) for m in metrics() if m.columns}
-    taught = taught_cells(ok)
+    taught = taught_cells(ok, reference_view=reference_augment)
     if taught:  # studies with distillation runs that recorded T. stddev
         tables |= {"taught": taught, "taught_correlation": taught_correlation(taught)}
     paper = compare_with_paper(tables, reference_augment)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .common import accuracy, finite
-from .stats import mean_std, rank_correlation_interval, spearman_exact_test
+from .stats import (SIGNIFICANCE, holm, mean_std, rank_correlation_interval, spearman_exact_test, welch_interval,
+                    welch_t_test)
 
 
 def _stddev(r: dict) -> float | None:
@@ -24,9 +25,10 @@ def _method(r: dict) -> str:
     return r["config"]["distill"].get("method", "kd")
 
 
-def taught_cells(ok: list[dict]) -> list[dict]:
+def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict]:
     """One row per distillation cell: its method and view, T. stddev, accuracy and test loss (mean
-    and sample std over the seeds)."""
+    and sample std over the seeds), and its accuracy against the cell of the same method distilled
+    under ``reference_view`` (where the grid has one)."""
     cells = defaultdict(list)
     for r in ok:
         if r["kind"] == "student" and r["labels"].get("distill") != "scratch" and finite(_stddev(r)):
@@ -40,9 +42,35 @@ def taught_cells(ok: list[dict]) -> list[dict]:
         for key, get in (("t_stddev", _stddev), ("test_accuracy", accuracy),
                          ("test_loss", lambda r: r["metrics"]["test_loss"])):
             row[key], row[key + "_std"], _ = mean_std([get(r) for r in recs if finite(get(r))])
+        row["_accuracies"] = [accuracy(r) for r in recs]
         rows.append(row)
+    _versus_reference_view(rows, reference_view)
     rows.sort(key=lambda r: (r["student"], r["teacher"], r["teacher_augment"], r["method"], r["t_stddev"]))
     return rows
+
+
+def _versus_reference_view(rows: list[dict], reference_view: str) -> None:
+    """Each cell's accuracy minus the reference view's in the same student, teacher and method:
+    Welch's interval and test over the student seeds (the students of one teacher: the result is
+    conditional on that teacher), Holm-adjusted over the views of the group."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["student"], r["teacher"], r["teacher_augment"], r["method"])].append(r)
+    for group in groups.values():
+        ref = next((r for r in group if r["view"] == reference_view), None)
+        others = [r for r in group if r is not ref]
+        if ref is not None:
+            ref["is_reference_view"] = True
+        for r in others if ref is not None else ():
+            a, b = r["_accuracies"], ref["_accuracies"]
+            lo, hi = welch_interval(a, b, 1 - SIGNIFICANCE)
+            _, p = welch_t_test(a, b)
+            r |= {"reference_view": reference_view, "delta_vs_reference_view": r["test_accuracy"] - ref["test_accuracy"],
+                  "delta_ci_low": lo, "delta_ci_high": hi, "p_value": p}
+        for r, q in zip(others if ref is not None else (), holm([r.get("p_value") for r in others])):
+            r["p_holm"] = q
+    for r in rows:
+        del r["_accuracies"]
 
 
 def taught_correlation(cells: list[dict]) -> list[dict]:
