@@ -101,3 +101,13 @@ def test_a_resumed_run_records_the_same_statistic(teacher, tmp_path, monkeypatch
     m = engine.train(cfg, tmp_path / "killed", kind="student", progress=False)
     assert m["teacher_stddev"] == ref
     assert json.loads((tmp_path / "killed" / "metrics.json").read_text())["teacher_stddev"] == ref
+
+
+def test_probing_the_teacher_alone_gives_what_a_student_run_records(teacher, tmp_path):
+    # the probe feeds the teacher the very stream a student run of the same config trains on
+    from fastkd.train.probe import probe_teacher_stddev
+    cfg = C.build(overrides=TINY + ["augment=crop_flip+mixup", f"distill.teacher={teacher}", "train.epochs=6"])
+    recorded = engine.train(cfg, tmp_path / "s", kind="student", progress=False)["teacher_stddev"]
+    probed = probe_teacher_stddev(cfg, epochs=6)
+    assert probed["chunks"] == recorded["chunks"] == 2
+    assert probed["value"] == pytest.approx(recorded["value"], rel=1e-6)
