@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fastkd import config as C
-from fastkd.metrics.teacher_stddev import TeacherMeanProbability, teacher_stddev_of
+from fastkd.metrics.teacher_stddev import TeacherMeanProbability, merge, moments_value, teacher_stddev_of
 from fastkd.train import engine
 from tests.helpers import kill_at_loss_call
 
@@ -56,8 +56,20 @@ def test_accumulator_splits_batches_across_chunks_and_survives_a_resume():
         start += n
     want = teacher_stddev_of(logits[:start], 50)
     for a in (acc, resumed):
-        assert len(a.means) == start // 50
-        assert a.chunk_means().double().std(0).mean().item() == pytest.approx(want, rel=1e-12)
+        assert a.count == start // 50
+        assert a.value() == pytest.approx(want, rel=1e-10)
+
+
+def test_processes_merge_into_the_statistic_of_all_their_chunks():
+    # each process closes its own chunks; merging their moments equals the statistic of every chunk
+    logits = torch.randn(3 * 700, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2
+    parts = [TeacherMeanProbability(chunk=70) for _ in range(3)]
+    for i, part in enumerate(parts):
+        part.update(logits[i * 700:(i + 1) * 700])
+    rows = torch.stack([p.moments(10, "cpu") for p in parts] + [TeacherMeanProbability(70).moments(10, "cpu")])
+    count, m2 = merge(rows)  # an empty process (no chunk closed) counts for nothing
+    assert count == 30
+    assert moments_value(count, m2) == pytest.approx(teacher_stddev_of(logits, 70), rel=1e-10)
 
 
 TINY = ["data.name=sample", "data.limit_train=256", "data.limit_test=32", "train.epochs=2", "train.batch_size=32",

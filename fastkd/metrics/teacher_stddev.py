@@ -36,15 +36,20 @@ def teacher_stddev_of(logits: torch.Tensor, chunk: int = WANG_CHUNK) -> float:
 
 
 class TeacherMeanProbability:
-    """Accumulates chunk means from the teacher logits of each training step, on their device and
-    without a host sync; rows are split across chunk boundaries exactly. ``state``/``load`` carry
-    it across a resumed run."""
+    """Accumulates the statistic from the teacher logits of each training step, on their device and
+    without a host sync; rows are split across chunk boundaries exactly. The chunk means are not
+    kept: their per-class count, mean and sum of squared deviations are updated as each chunk
+    closes (Welford), so memory and checkpoints stay O(classes) however long the run (an ImageNet
+    run closes ~180,000 chunks). ``state``/``load`` carry it across a resumed run; ``merge``
+    combines processes."""
 
     def __init__(self, chunk: int = WANG_CHUNK):
         self.chunk = chunk
         self.partial = None  # the running sum of the current chunk's probabilities (K,) float64
         self.filled = 0  # rows in the current chunk
-        self.means: list[torch.Tensor] = []
+        self.count = 0  # closed chunks
+        self.mean = None  # their mean probability vector (K,) ...
+        self.m2 = None  # ... and per-class sum of squared deviations from it
 
     def update(self, logits: torch.Tensor) -> None:
         p = torch.softmax(logits.detach().double(), dim=1)
@@ -56,20 +61,65 @@ class TeacherMeanProbability:
             self.filled += take
             start += take
             if self.filled == self.chunk:
-                self.means.append(self.partial / self.chunk)
+                self._close(self.partial / self.chunk)
                 self.partial, self.filled = None, 0
 
-    def chunk_means(self) -> torch.Tensor | None:
-        return torch.stack(self.means) if self.means else None
+    def _close(self, m: torch.Tensor) -> None:
+        self.count += 1
+        if self.mean is None:
+            self.mean, self.m2 = m.clone(), torch.zeros_like(m)
+            return
+        delta = m - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (m - self.mean)
+
+    def value(self) -> float:
+        """The statistic over the chunks closed so far (NaN below 2)."""
+        return moments_value(self.count, self.m2)
+
+    def moments(self, num_classes: int, device) -> torch.Tensor:
+        """(count, mean..., m2...) as one float64 row, zeros before the first chunk: what processes
+        exchange to :func:`merge` their statistics."""
+        if self.mean is None:
+            return torch.zeros(1 + 2 * num_classes, dtype=torch.float64, device=device)
+        return torch.cat([torch.tensor([float(self.count)], dtype=torch.float64, device=self.mean.device),
+                          self.mean, self.m2])
 
     def state(self) -> dict:
-        return {"chunk": self.chunk, "filled": self.filled,
+        return {"chunk": self.chunk, "filled": self.filled, "count": self.count,
                 "partial": None if self.partial is None else self.partial.cpu(),
-                "means": self.chunk_means().cpu() if self.means else None}
+                "mean": None if self.mean is None else self.mean.cpu(), "m2": None if self.m2 is None else self.m2.cpu()}
 
     def load(self, state: dict | None, device) -> None:
-        if not state or state.get("chunk") != self.chunk:
+        if not state or state.get("chunk") != self.chunk or "count" not in state:
             return
-        self.filled = state["filled"]
-        self.partial = None if state["partial"] is None else state["partial"].to(device)
-        self.means = list(state["means"].to(device)) if state["means"] is not None else []
+        self.filled, self.count = state["filled"], state["count"]
+        self.partial, self.mean, self.m2 = (None if state[k] is None else state[k].to(device)
+                                            for k in ("partial", "mean", "m2"))
+
+
+def moments_value(count: int, m2: torch.Tensor | None) -> float:
+    if count < 2 or m2 is None:
+        return float("nan")
+    return torch.sqrt(m2 / (count - 1)).mean().item()
+
+
+def merge(rows: torch.Tensor) -> tuple[int, torch.Tensor | None]:
+    """Combine per-process (count, mean, m2) rows (P, 1 + 2K) into (count, m2) of all their chunks
+    (Chan, Golub & LeVeque's pairwise update)."""
+    k = (rows.shape[1] - 1) // 2
+    n, mean, m2 = 0, None, None
+    for row in rows.double():
+        nb = int(row[0].item())
+        if nb == 0:
+            continue
+        mb, m2b = row[1:1 + k], row[1 + k:]
+        if mean is None:
+            n, mean, m2 = nb, mb.clone(), m2b.clone()
+            continue
+        delta = mb - mean
+        total = n + nb
+        mean = mean + delta * nb / total
+        m2 = m2 + m2b + delta * delta * n * nb / total
+        n = total
+    return n, m2

@@ -17,7 +17,7 @@ import torch
 
 from ..config import Config
 from ..errors import TrainingError
-from ..metrics.teacher_stddev import TeacherMeanProbability, teacher_stddev
+from ..metrics.teacher_stddev import TeacherMeanProbability, merge, moments_value
 from ..pipelines import require as require_backend
 from ..run import checkpoint as ckpt
 from ..run import runinfo, seeding
@@ -336,12 +336,11 @@ class Trainer:
         """T. stddev over every process's chunks (each process chunks its own stream of batches)."""
         if self.taught is None:
             return None
-        means = self.taught.chunk_means()
-        if means is None:
-            means = torch.zeros((0, self.num_classes), dtype=torch.float64, device=self.acc.device)
+        rows = self.taught.moments(self.num_classes, self.acc.device).unsqueeze(0)
         if self.acc.num_processes > 1:
-            means = self.acc.gather(means)  # every process trains the same number of steps
-        return {"value": teacher_stddev(means), "chunks": len(means), "chunk_size": self.taught.chunk,
+            rows = self.acc.gather(rows)
+        count, m2 = merge(rows)
+        return {"value": moments_value(count, m2), "chunks": count, "chunk_size": self.taught.chunk,
                 "view": self.cfg.augment, "teacher_outputs": "cache" if self.cache_teacher else "live"}
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ..metrics.teacher_stddev import WANG_CHUNK, TeacherMeanProbability, teacher_stddev
+from ..metrics.teacher_stddev import WANG_CHUNK, TeacherMeanProbability
 from .runsetup import build_run_setup
 from .teacher import load_teacher
 
@@ -27,6 +27,5 @@ def probe_teacher_stddev(cfg, *, epochs: int = 10, device="cpu", chunk: int = WA
             setup.train_pipe.set_epoch(epoch)
             for batch in setup.train_pipe:
                 taught.update(setup.teacher(batch.images))
-    means = taught.chunk_means()
-    return {"value": teacher_stddev(means) if means is not None else float("nan"),
-            "chunks": 0 if means is None else len(means), "chunk_size": chunk, "view": cfg.augment, "epochs": epochs}
+    return {"value": taught.value(), "chunks": taught.count, "chunk_size": chunk, "view": cfg.augment,
+            "epochs": epochs}
