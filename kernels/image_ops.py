@@ -60,28 +60,27 @@ def _maps(n: int, device) -> torch.Tensor:
     return torch.tensor([[1.0, 0, 0], [0, 1, 0]], device=device).repeat(n, 1, 1)
 
 
-def shear_x(x, m):
+def _one_entry(x, m, row: int, col: int):
+    """The identity map with entry (row, col) set to ``m`` per sample: a shear or a translation."""
     a = _maps(len(x), x.device)
-    a[:, 0, 1] = m  # x_in = x + m * y
+    a[:, row, col] = m
     return _affine(x, a)
+
+
+def shear_x(x, m):
+    return _one_entry(x, m, 0, 1)  # x_in = x + m * y
 
 
 def shear_y(x, m):
-    a = _maps(len(x), x.device)
-    a[:, 1, 0] = m
-    return _affine(x, a)
+    return _one_entry(x, m, 1, 0)
 
 
 def translate_x(x, m):
-    a = _maps(len(x), x.device)
-    a[:, 0, 2] = m
-    return _affine(x, a)
+    return _one_entry(x, m, 0, 2)
 
 
 def translate_y(x, m):
-    a = _maps(len(x), x.device)
-    a[:, 1, 2] = m
-    return _affine(x, a)
+    return _one_entry(x, m, 1, 2)
 
 
 def rotate(x, m):
