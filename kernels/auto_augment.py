@@ -21,9 +21,12 @@ it runs on the chosen rows alone (less work, the same result: every operation is
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .image_ops import OPS
+from .sampling import uniform_int
 
 # Cubuk et al. 2019, the CIFAR-10 policy: 25 sub-policies of two (operation, probability, bin)
 CIFAR10_POLICY = (
@@ -116,21 +119,28 @@ def _check(x: torch.Tensor) -> None:
         raise ValueError(f"automatic augmentation runs on uint8 (N, C, H, W) images, got {x.dtype} {tuple(x.shape)}")
 
 
+@functools.lru_cache(maxsize=None)
+def _policy_stage(stage: int, device: torch.device):
+    """Stage ``stage`` of every sub-policy as tables on ``device`` (built once per device, not per
+    batch): the distinct operation names, and per sub-policy its probability, bin and name index."""
+    ops = [p[stage] for p in CIFAR10_POLICY]
+    names = tuple(dict.fromkeys(name for name, _, _ in ops))
+    return (names, torch.tensor([p for _, p, _ in ops], device=device, dtype=torch.float64),
+            torch.tensor([b or 0 for _, _, b in ops], device=device, dtype=torch.float64),
+            torch.tensor([names.index(name) for name, _, _ in ops], device=device))
+
+
 def auto_augment(x: torch.Tensor, *, generator=None) -> torch.Tensor:
     """AutoAugment's CIFAR-10 policy, one sub-policy per sample."""
     _check(x)
     n, dev, size = len(x), x.device, x.shape[-1]
-    sub = (torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * len(CIFAR10_POLICY)).long() \
-        .clamp_max(len(CIFAR10_POLICY) - 1)
+    sub = uniform_int(len(CIFAR10_POLICY), n, generator=generator, device=dev)
     for stage in range(2):
         fire = torch.rand(n, generator=generator, device=dev, dtype=torch.float64)
         negative = torch.rand(n, generator=generator, device=dev) < 0.5
-        ops = [p[stage] for p in CIFAR10_POLICY]  # one (name, probability, bin) per sub-policy
-        prob = torch.tensor([p for _, p, _ in ops], device=dev, dtype=torch.float64)[sub]
-        level = torch.tensor([b or 0 for _, _, b in ops], device=dev, dtype=torch.float64)[sub]
-        names = tuple(dict.fromkeys(name for name, _, _ in ops))
-        which = torch.tensor([names.index(name) for name, _, _ in ops], device=dev)[sub]
-        which = torch.where(fire < prob, which, torch.full_like(which, -1))
+        names, probs, levels, indices = _policy_stage(stage, dev)
+        level = levels[sub]
+        which = torch.where(fire < probs[sub], indices[sub], torch.full_like(sub, -1))
         x = _apply(x, names, which, lambda name: _signed(name, magnitude(name, level, AUTO_AUGMENT_BINS, size), negative))
     return x
 
@@ -141,8 +151,7 @@ def rand_augment(x: torch.Tensor, *, ops: int = 2, level: int = 9, generator=Non
     n, dev, size = len(x), x.device, x.shape[-1]
     levels = torch.full((n,), float(level), device=dev, dtype=torch.float64)
     for _ in range(ops):
-        which = (torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * len(SPACE)).long() \
-            .clamp_max(len(SPACE) - 1)
+        which = uniform_int(len(SPACE), n, generator=generator, device=dev)
         negative = torch.rand(n, generator=generator, device=dev) < 0.5
         x = _apply(x, SPACE, which, lambda name: _signed(name, magnitude(name, levels, RAND_AUGMENT_BINS, size), negative))
     return x
@@ -152,10 +161,8 @@ def trivial_augment(x: torch.Tensor, *, generator=None) -> torch.Tensor:
     """TrivialAugment-wide: one operation per sample, uniform over ``SPACE``, at a bin uniform over 31."""
     _check(x)
     n, dev, size = len(x), x.device, x.shape[-1]
-    which = (torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * len(SPACE)).long() \
-        .clamp_max(len(SPACE) - 1)
-    levels = (torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * RAND_AUGMENT_BINS).floor() \
-        .clamp_max(RAND_AUGMENT_BINS - 1)
+    which = uniform_int(len(SPACE), n, generator=generator, device=dev)
+    levels = uniform_int(RAND_AUGMENT_BINS, n, generator=generator, device=dev).double()
     negative = torch.rand(n, generator=generator, device=dev) < 0.5
     return _apply(x, SPACE, which,
                   lambda name: _signed(name, magnitude(name, levels, RAND_AUGMENT_BINS, size, wide=True), negative))
