@@ -196,7 +196,7 @@ def test_with_several_teachers_a_cell_is_tested_on_its_teachers_not_its_students
     # two teachers a cell, three students each: students of one teacher agree closely, the teachers
     # do not. Over the six students the naive test is 'significant'; over the teachers it is not.
     from scipy import stats
-    from fastkd.report.tables import replicates, replication_unit
+    from fastkd.report.replication import replicates, replication_unit
     recs = []
     means = {"none": (0.60, 0.64), "mixup": (0.57, 0.61)}
     for aug, teacher_means in means.items():

@@ -17,9 +17,10 @@ import numpy as np
 from ..metrics.registry import REPRESENTATIONS, metrics
 from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
+from .replication import replicates, versus
 from .taught import taught_cells, taught_correlation
 from .stats import (SIGNIFICANCE, detectable_difference, grouped_permutation_test, holm, mean_std, partial_spearman,
-                    rank_correlation_interval, spearman_test, welch_interval, welch_t_test)
+                    rank_correlation_interval, spearman_test)
 
 VARIANT_NOTES = {
     "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
@@ -33,41 +34,6 @@ VARIANT_NOTES = {
 
 def _agg(recs, get):
     return mean_std([get(r) for r in recs if finite(get(r))])
-
-
-def _by_teacher(recs, get) -> dict:
-    groups = defaultdict(list)
-    for r in recs:
-        if finite(get(r)):
-            groups[r.get("teacher_id")].append(get(r))
-    return groups
-
-
-def replicates(recs, get, unit: str) -> list[float]:
-    """A cell's independent values: each teacher's mean over its students (``unit="teacher"``), or
-    each run's value (``"seed"``)."""
-    groups = _by_teacher(recs, get)
-    if unit == "teacher":
-        return [float(np.mean(v)) for v in groups.values()]
-    return [v for values in groups.values() for v in values]
-
-
-def replication_unit(*cells) -> str:
-    """The unit a comparison of student cells is tested on: the teacher when every cell holds
-    students of two or more teachers (students of one teacher share its training draw, so they
-    are not independent: each teacher's students are averaged first), else the student seed (the
-    teachers' own seed-to-seed variance is then not in the test)."""
-    groups = [_by_teacher(c, accuracy) for c in cells]
-    return "teacher" if all(len(g) >= 2 and None not in g for g in groups) else "seed"
-
-
-def _versus(recs, ref, get) -> tuple[float, float, float, float, float, str]:
-    """A cell against its reference cell on one metric: (difference of means, its confidence interval
-    at 1 - SIGNIFICANCE, Welch's t and p, the unit of replication)."""
-    unit = replication_unit(recs, ref)
-    values, ref_values = replicates(recs, get, unit), replicates(ref, get, unit)
-    lo, hi = welch_interval(values, ref_values, 1 - SIGNIFICANCE)
-    return (mean_std(values)[0] - mean_std(ref_values)[0], lo, hi) + welch_t_test(values, ref_values) + (unit,)
 
 
 def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
@@ -99,14 +65,14 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                "test_accuracy_std": s}
         ref = students.get((sm, tm, reference_augment, dname))
         if ref is not None and aug != reference_augment:
-            delta, lo, hi, t, p, unit = _versus(recs, ref, accuracy)
+            delta, lo, hi, t, p, unit = versus(recs, ref, accuracy)
             row |= {"delta_vs_reference": delta, "delta_ci_low": lo, "delta_ci_high": hi, "welch_t": t, "p_value": p,
                     "unit": unit, "replicates": len(replicates(recs, accuracy, unit)),
                     # the power the comparison had: the smallest difference it would see 80% of the time
                     "detectable_80": detectable_difference(replicates(recs, accuracy, unit),
                                                            replicates(ref, accuracy, unit), 1 - SIGNIFICANCE)}
             # calibration, the paper's other student finding (students of mixed-sample teachers are better calibrated)
-            delta, lo, hi, _, p, _ = _versus(recs, ref, ece)
+            delta, lo, hi, _, p, _ = versus(recs, ref, ece)
             row |= {"ece_delta": delta, "ece_delta_ci_low": lo, "ece_delta_ci_high": hi, "ece_p_value": p}
         for key, get in (("ece", ece),
                          ("agreement", lambda r: r["analysis"].get("fidelity", {}).get("agreement")),

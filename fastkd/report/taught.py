@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .common import accuracy, finite
-from .stats import (SIGNIFICANCE, holm, mean_std, rank_correlation_interval, spearman_exact_test, welch_interval,
-                    welch_t_test)
+from .replication import versus
+from .stats import holm, mean_std, rank_correlation_interval, spearman_exact_test
 
 
 def _stddev(r: dict) -> float | None:
@@ -42,7 +42,7 @@ def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict
         for key, get in (("t_stddev", _stddev), ("test_accuracy", accuracy),
                          ("test_loss", lambda r: r["metrics"]["test_loss"])):
             row[key], row[key + "_std"], _ = mean_std([get(r) for r in recs if finite(get(r))])
-        row["_accuracies"] = [accuracy(r) for r in recs]
+        row["_records"] = recs
         rows.append(row)
     _versus_reference_view(rows, reference_view)
     rows.sort(key=lambda r: (r["student"], r["teacher"], r["teacher_augment"], r["method"], r["t_stddev"]))
@@ -50,27 +50,27 @@ def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict
 
 
 def _versus_reference_view(rows: list[dict], reference_view: str) -> None:
-    """Each cell's accuracy minus the reference view's in the same student, teacher and method:
-    Welch's interval and test over the student seeds (the students of one teacher: the result is
-    conditional on that teacher), Holm-adjusted over the views of the group."""
+    """Each cell's accuracy minus the reference view's in the same student, teacher and method,
+    compared as the students table compares cells (``replication.versus``: Welch over the student
+    seeds of one teacher, over teachers where cells hold several), Holm-adjusted over the views of
+    the group."""
     groups = defaultdict(list)
     for r in rows:
         groups[(r["student"], r["teacher"], r["teacher_augment"], r["method"])].append(r)
     for group in groups.values():
         ref = next((r for r in group if r["view"] == reference_view), None)
+        if ref is None:
+            continue
+        ref["is_reference_view"] = True
         others = [r for r in group if r is not ref]
-        if ref is not None:
-            ref["is_reference_view"] = True
-        for r in others if ref is not None else ():
-            a, b = r["_accuracies"], ref["_accuracies"]
-            lo, hi = welch_interval(a, b, 1 - SIGNIFICANCE)
-            _, p = welch_t_test(a, b)
-            r |= {"reference_view": reference_view, "delta_vs_reference_view": r["test_accuracy"] - ref["test_accuracy"],
-                  "delta_ci_low": lo, "delta_ci_high": hi, "p_value": p}
-        for r, q in zip(others if ref is not None else (), holm([r.get("p_value") for r in others])):
+        for r in others:
+            delta, lo, hi, _, p, unit = versus(r["_records"], ref["_records"], accuracy)
+            r |= {"reference_view": reference_view, "delta_vs_reference_view": delta, "delta_ci_low": lo,
+                  "delta_ci_high": hi, "p_value": p, "unit": unit}
+        for r, q in zip(others, holm([r["p_value"] for r in others])):
             r["p_holm"] = q
     for r in rows:
-        del r["_accuracies"]
+        del r["_records"]
 
 
 def taught_correlation(cells: list[dict]) -> list[dict]:
