@@ -89,3 +89,12 @@ def test_the_summary_has_the_section_and_the_files(tmp_path):
     assert "## What the students were taught: T. stddev by distillation augmentation" in text
     assert (tmp_path / "taught.csv").is_file() and (tmp_path / "taught_correlation.csv").is_file()
     assert "none < crop_flip < cutout < autoaugment < mixup < cutmix" in text
+
+
+def test_the_csv_gives_the_view_difference_in_points_like_its_interval(tmp_path):
+    write_report(_records(), tmp_path, reference_augment="crop_flip")  # the reference view
+    import csv
+    rows = {r["view"] + r["method"]: r for r in csv.DictReader((tmp_path / "taught.csv").open())}
+    cutmix = rows["cutmixkd"]
+    assert float(cutmix["delta_vs_reference_view_pct"]) == pytest.approx(-4.0)
+    assert float(cutmix["delta_ci_low_pct"]) < -4.0 < float(cutmix["delta_ci_high_pct"])

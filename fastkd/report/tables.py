@@ -213,7 +213,7 @@ def _knn_summary(knn_rows: list[dict]) -> list[dict]:
 # ---- files --------------------------------------------------------------------------------------
 PERCENT = ("test_accuracy", "ece", "agreement", "knn_purity_features", "knn_accuracy_features", "accuracy",
            "purity_features", "purity_logits", "accuracy_features", "delta_vs_reference", "delta_ci_low",
-           "delta_ci_high", "mce", "ece_delta", "ece_delta_ci_low", "ece_delta_ci_high")
+           "delta_ci_high", "delta_vs_reference_view", "mce", "ece_delta", "ece_delta_ci_low", "ece_delta_ci_high")
 
 
 def _round(v):
