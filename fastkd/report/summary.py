@@ -95,10 +95,11 @@ def _num(mean, std=None, digits=4) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if finite(std) else "")
 
 
-def _delta(row) -> str:
-    if "delta_vs_reference" not in row:
+def _delta(row, key: str = "delta_vs_reference") -> str:
+    """A difference in points with its interval (``delta_ci_low``/``high``), '-' where none was made."""
+    if key not in row:
         return "-"
-    text = f"{100 * row['delta_vs_reference']:+.2f}"
+    text = f"{100 * row[key]:+.2f}"
     lo, hi = row.get("delta_ci_low"), row.get("delta_ci_high")
     return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
 
@@ -197,11 +198,7 @@ def _rho(row, target) -> str:
 
 
 def _delta_view(row) -> str:
-    if "delta_vs_reference_view" not in row:
-        return "reference" if row.get("is_reference_view") else "-"
-    text = f"{100 * row['delta_vs_reference_view']:+.2f}"
-    lo, hi = row["delta_ci_low"], row["delta_ci_high"]
-    return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
+    return "reference" if row.get("is_reference_view") else _delta(row, "delta_vs_reference_view")
 
 
 def _taught_section(tables: dict) -> list[str]:
