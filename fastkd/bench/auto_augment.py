@@ -7,6 +7,7 @@ PIL rate is per process, so on W workers it scales at most W-fold. Prints a tabl
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 
 import numpy as np
@@ -41,8 +42,15 @@ _PIL = {
 }
 
 
-def _pil_value(name: str, level: float, bins: int, size: int, rng: random.Random, wide=False) -> float:
-    m = A.magnitude(name, torch.tensor([float(level)]), bins, size, wide=wide).item()
+@functools.lru_cache(maxsize=None)
+def _magnitude(name: str, level: int, bins: int, size: int, wide: bool) -> float:
+    """The policy's magnitude as a Python float, computed once: the baseline's timed loop should
+    pay for PIL's work, not for building a tensor per operation."""
+    return A.magnitude(name, torch.tensor([float(level)]), bins, size, wide=wide).item()
+
+
+def _pil_value(name: str, level: int, bins: int, size: int, rng: random.Random, wide=False) -> float:
+    m = _magnitude(name, level, bins, size, wide)
     if name in A.SIGNED and rng.random() < 0.5:
         m = -m
     return 1.0 + m if name in A.ENHANCE else m
