@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .common import finite
+
 SIGNIFICANCE = 0.05  # the level of every test and (as 1 - it) every interval in a report
 
 
@@ -14,6 +16,12 @@ def mean_std(values) -> tuple[float, float, int]:
     if len(v) == 0:
         return math.nan, math.nan, 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+
+
+def finite_mean_std(items, get) -> tuple[float, float, int]:
+    """:func:`mean_std` of ``get(item)`` over ``items`` (runs of a cell, per-run rows), leaving out
+    the values that are missing or not finite (a metric a run did not record, a diverged run)."""
+    return mean_std([v for v in map(get, items) if finite(v)])
 
 
 def _welch_parts(a, b):

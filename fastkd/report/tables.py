@@ -19,8 +19,8 @@ from .common import accuracy, augment_rank, cd_entry, done, ece, finite
 from .paper import compare_with_paper
 from .replication import replicates, versus
 from .taught import taught_cells, taught_correlation
-from .stats import (SIGNIFICANCE, detectable_difference, grouped_permutation_test, holm, mean_std, partial_spearman,
-                    rank_correlation_interval, spearman_test)
+from .stats import (SIGNIFICANCE, detectable_difference, finite_mean_std, grouped_permutation_test, holm, mean_std,
+                    partial_spearman, rank_correlation_interval, spearman_test)
 
 VARIANT_NOTES = {
     "paper": "the authors' loops with their quirks (self-pairs in the intra sum, j > i in the inter sum, "
@@ -30,10 +30,6 @@ VARIANT_NOTES = {
     "gdv": "Schilling et al.'s Generalized Discrimination Value: the same with Euclidean distance; "
            "lower (more negative) = more separated",
 }
-
-
-def _agg(recs, get):
-    return mean_std([get(r) for r in recs if finite(get(r))])
 
 
 def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
@@ -49,12 +45,12 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
 
     t_rows = []
     for (tm, aug), recs in teachers.items():
-        m, s, n = _agg(recs, accuracy)
+        m, s, n = finite_mean_std(recs, accuracy)
         row = {"teacher": tm, "augment": aug, "seeds": n, "test_accuracy": m, "test_accuracy_std": s}
         for key, get in (("ece", ece),
                          ("cd_features_clean", lambda r: cd_entry(r, "features", "clean").get("score")),
                          ("cd_features_paper", lambda r: cd_entry(r, "features", "paper").get("score"))):
-            row[key], row[key + "_std"], _ = _agg(recs, get)
+            row[key], row[key + "_std"], _ = finite_mean_std(recs, get)
         t_rows.append(row)
 
     s_rows = []
@@ -80,7 +76,7 @@ def build_tables(records: list[dict], reference_augment: str = "none") -> dict:
                          ("cd_softmax_paper", lambda r: cd_entry(r, "softmax", "paper").get("score")),
                          ("knn_purity_features", lambda r: r["analysis"]["knn"]["purity_features"]),
                          ("knn_accuracy_features", lambda r: r["analysis"]["knn"].get("accuracy_features"))):
-            row[key], row[key + "_std"], _ = _agg(recs, get)
+            row[key], row[key + "_std"], _ = finite_mean_std(recs, get)
         s_rows.append(row)
 
     _adjust_for_many_comparisons(s_rows)
@@ -134,7 +130,7 @@ def _cell_summary(run_rows: list[dict], keys, first=()) -> list[dict]:
     for cell, rows in cells.items():
         row = dict(zip(CELL, cell)) | {"seeds": len(rows)} | {k: rows[0][k] for k in first}
         for key in keys:
-            row[key], row[key + "_std"], _ = mean_std([x[key] for x in rows if finite(x.get(key))])
+            row[key], row[key + "_std"], _ = finite_mean_std(rows, lambda x: x.get(key))
         out.append(row)
     out.sort(key=lambda r: (r["kind"] != "teacher", r["model"], r["distill"], r["teacher"], augment_rank(r["augment"])))
     return out

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 from .common import accuracy, finite
 from .replication import versus
-from .stats import holm, mean_std, rank_correlation_interval, spearman_exact_test
+from .stats import finite_mean_std, holm, rank_correlation_interval, spearman_exact_test
 
 
 def _stddev(r: dict) -> float | None:
@@ -41,7 +41,7 @@ def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict
                "teacher_outputs": recs[0]["metrics"]["teacher_stddev"].get("teacher_outputs", "-")}
         for key, get in (("t_stddev", _stddev), ("test_accuracy", accuracy),
                          ("test_loss", lambda r: r["metrics"]["test_loss"])):
-            row[key], row[key + "_std"], _ = mean_std([get(r) for r in recs if finite(get(r))])
+            row[key], row[key + "_std"], _ = finite_mean_std(recs, get)
         row["_records"] = recs
         rows.append(row)
     _versus_reference_view(rows, reference_view)
