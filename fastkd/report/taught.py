@@ -25,6 +25,17 @@ def _method(r: dict) -> str:
     return r["config"]["distill"].get("method", "kd")
 
 
+# the cells whose views are compared with each other: one student model, teacher and KD method
+GROUP = ("student", "teacher", "teacher_augment", "method")
+
+
+def _groups(cells: list[dict]) -> dict[tuple, list[dict]]:
+    groups = defaultdict(list)
+    for c in cells:
+        groups[tuple(c[k] for k in GROUP)].append(c)
+    return groups
+
+
 def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict]:
     """One row per distillation cell: its method and view, T. stddev, accuracy and test loss (mean
     and sample std over the seeds), and its accuracy against the cell of the same method distilled
@@ -45,7 +56,7 @@ def taught_cells(ok: list[dict], reference_view: str = "crop_flip") -> list[dict
         row["_records"] = recs
         rows.append(row)
     _versus_reference_view(rows, reference_view)
-    rows.sort(key=lambda r: (r["student"], r["teacher"], r["teacher_augment"], r["method"], r["t_stddev"]))
+    rows.sort(key=lambda r: tuple(r[k] for k in GROUP) + (r["t_stddev"],))
     return rows
 
 
@@ -54,10 +65,7 @@ def _versus_reference_view(rows: list[dict], reference_view: str) -> None:
     compared as the students table compares cells (``replication.versus``: Welch over the student
     seeds of one teacher, over teachers where cells hold several), Holm-adjusted over the views of
     the group."""
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["student"], r["teacher"], r["teacher_augment"], r["method"])].append(r)
-    for group in groups.values():
+    for group in _groups(rows).values():
         ref = next((r for r in group if r["view"] == reference_view), None)
         if ref is None:
             continue
@@ -77,14 +85,11 @@ def taught_correlation(cells: list[dict]) -> list[dict]:
     """Spearman's rho of T. stddev against the students' accuracy and test loss across views, per
     student model, teacher, teacher augmentation and method; p exact over all orderings at <= 8
     views; the interval counts views."""
-    groups = defaultdict(list)
-    for c in cells:
-        groups[(c["student"], c["teacher"], c["teacher_augment"], c["method"])].append(c)
     rows = []
-    for (student, teacher, teacher_aug, method), group in groups.items():
-        row = {"student": student, "teacher": teacher, "teacher_augment": teacher_aug, "method": method,
-               "views": len(group), "order_by_t_stddev": " < ".join(c["view"] for c in group),
-               "order_by_accuracy": " > ".join(c["view"] for c in sorted(group, key=lambda c: -c["test_accuracy"]))}
+    for key, group in _groups(cells).items():
+        row = dict(zip(GROUP, key)) | {
+            "views": len(group), "order_by_t_stddev": " < ".join(c["view"] for c in group),
+            "order_by_accuracy": " > ".join(c["view"] for c in sorted(group, key=lambda c: -c["test_accuracy"]))}
         stddevs = [c["t_stddev"] for c in group]
         for target in ("test_accuracy", "test_loss"):
             rho, p = spearman_exact_test(stddevs, [c[target] for c in group])
