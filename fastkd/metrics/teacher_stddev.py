@@ -38,10 +38,10 @@ def teacher_stddev_of(logits: torch.Tensor, chunk: int = WANG_CHUNK) -> float:
 class TeacherMeanProbability:
     """Accumulates the statistic from the teacher logits of each training step, on their device and
     without a host sync; rows are split across chunk boundaries exactly. The chunk means are not
-    kept: their per-class count, mean and sum of squared deviations are updated as each chunk
-    closes (Welford), so memory and checkpoints stay O(classes) however long the run (an ImageNet
-    run closes ~180,000 chunks). ``state``/``load`` carry it across a resumed run; ``merge``
-    combines processes."""
+    kept: each closing chunk is pooled (:func:`pooled`, as processes are by :func:`merge`) into
+    their per-class count, mean and sum of squared deviations, so memory and checkpoints stay
+    O(classes) however long the run (an ImageNet run closes ~180,000 chunks). ``state``/``load``
+    carry it across a resumed run."""
 
     def __init__(self, chunk: int = WANG_CHUNK):
         self.chunk = chunk
@@ -65,13 +65,8 @@ class TeacherMeanProbability:
                 self.partial, self.filled = None, 0
 
     def _close(self, m: torch.Tensor) -> None:
-        self.count += 1
-        if self.mean is None:
-            self.mean, self.m2 = m.clone(), torch.zeros_like(m)
-            return
-        delta = m - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (m - self.mean)
+        """Pool one closed chunk's mean (a set of one, no spread) into the moments."""
+        self.count, self.mean, self.m2 = pooled(self.count, self.mean, self.m2, 1, m, torch.zeros_like(m))
 
     def value(self) -> float:
         """The statistic over the chunks closed so far (NaN below 2)."""
@@ -104,22 +99,22 @@ def moments_value(count: int, m2: torch.Tensor | None) -> float:
     return torch.sqrt(m2 / (count - 1)).mean().item()
 
 
+def pooled(n: int, mean, m2, nb: int, mb: torch.Tensor, m2b: torch.Tensor):
+    """(count, mean, m2) of two sets of chunk means together, from each set's own (Chan, Golub &
+    LeVeque's pairwise update); ``mean`` and ``m2`` are None while ``n`` is 0."""
+    if n == 0:
+        return nb, mb.clone(), m2b.clone()
+    delta = mb - mean
+    total = n + nb
+    return total, mean + delta * nb / total, m2 + m2b + delta * delta * n * nb / total
+
+
 def merge(rows: torch.Tensor) -> tuple[int, torch.Tensor | None]:
-    """Combine per-process (count, mean, m2) rows (P, 1 + 2K) into (count, m2) of all their chunks
-    (Chan, Golub & LeVeque's pairwise update)."""
+    """Combine per-process (count, mean, m2) rows (P, 1 + 2K) into (count, m2) of all their chunks."""
     k = (rows.shape[1] - 1) // 2
     n, mean, m2 = 0, None, None
     for row in rows.double():
         nb = int(row[0].item())
-        if nb == 0:
-            continue
-        mb, m2b = row[1:1 + k], row[1 + k:]
-        if mean is None:
-            n, mean, m2 = nb, mb.clone(), m2b.clone()
-            continue
-        delta = mb - mean
-        total = n + nb
-        mean = mean + delta * nb / total
-        m2 = m2 + m2b + delta * delta * n * nb / total
-        n = total
+        if nb > 0:
+            n, mean, m2 = pooled(n, mean, m2, nb, row[1:1 + k], row[1 + k:])
     return n, m2
