@@ -104,14 +104,14 @@ def _delta(row, key: str = "delta_vs_reference") -> str:
     return text + (f" [{100 * lo:+.2f}, {100 * hi:+.2f}]" if finite(lo) and finite(hi) else "")
 
 
-def _p(row, key: str = "p_value") -> str:
-    """A p-value, 'undefined' where the test has no value (no spread in either cell), '-' where no
+def _p(row, key: str = "p_value", undefined: str = "undefined") -> str:
+    """A p-value, ``undefined`` where the test has no value (no spread in either cell), '-' where no
     test was made."""
     if key not in row:
         return "-"
     p = row[key]
     if not finite(p):
-        return "undefined"
+        return undefined
     return f"{p:.3g}{' *' if key == 'p_holm' and row.get('significant') else ''}"
 
 
@@ -235,9 +235,9 @@ def _taught_section(tables: dict) -> list[str]:
                 ("teacher aug", lambda r: r["teacher_augment"]), ("method", lambda r: r["method"]),
                 ("views", lambda r: r["views"]),
                 ("rho vs accuracy [95% CI]", lambda r: _rho(r, "test_accuracy")),
-                ("p", lambda r: f"{r['p_test_accuracy']:.3g}" if finite(r["p_test_accuracy"]) else "n/a"),
+                ("p", lambda r: _p(r, "p_test_accuracy", undefined="n/a")),
                 ("rho vs test loss [95% CI]", lambda r: _rho(r, "test_loss")),
-                ("p ", lambda r: f"{r['p_test_loss']:.3g}" if finite(r["p_test_loss"]) else "n/a")]),
+                ("p ", lambda r: _p(r, "p_test_loss", undefined="n/a"))]),
             "Orders (T. stddev ascending; accuracy descending):", ""] + \
         [f"- {r['student']} from {r['teacher']} ({r['teacher_augment']}), {r['method']}: T. stddev "
          f"{r['order_by_t_stddev']}; accuracy {r['order_by_accuracy']}" for r in corr] + [""]
@@ -320,7 +320,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("points", lambda r: r["points"]), ("undefined", lambda r: r["undefined"]),
                 ("Spearman rho [95% CI]", lambda r: _num(r["spearman_rho"], digits=3) + (
                     f" [{r['rho_ci_low']:+.2f}, {r['rho_ci_high']:+.2f}]" if finite(r["rho_ci_low"]) else "")),
-                ("p", lambda r: f"{r['p_value']:.3g}" if finite(r["p_value"]) else "n/a"),
+                ("p", lambda r: _p(r, undefined="n/a")),
                 ("partial rho, teacher acc. fixed [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
                     f" [{r['partial_ci_low']:+.2f}, {r['partial_ci_high']:+.2f}]" if finite(r["partial_ci_low"]) else "")
                  if "partial_rho" in r else "-"),
