@@ -331,7 +331,6 @@ class Trainer:
         acc.wait_for_everyone()
         return metrics
 
-
     def _teacher_stddev(self) -> dict | None:
         """T. stddev over every process's chunks (each process chunks its own stream of batches)."""
         if self.taught is None:
