@@ -19,7 +19,7 @@ from ..data import load_splits
 from ..fields import DEVICES
 from ..kernels import auto_augment as A
 from ..run import runinfo
-from .common import devices, timed, write_result
+from .common import devices, timed
 
 POLICIES = {"autoaugment": A.auto_augment, "randaugment": A.rand_augment, "trivialaugment": A.trivial_augment}
 
@@ -122,5 +122,5 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto: the host, and the GPU too when there is one")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    write_result(run(args), args.json, "auto-augment")
+    runinfo.write_bench_result(run(args), args.json, "auto-augment")
     return 0

@@ -1,10 +1,8 @@
-"""What the benchmark scripts share: the devices to time on, one synchronised timing, and where
-the JSON result goes."""
+"""What the benchmark scripts share: the devices to time on and one synchronised timing (the JSON
+result is written by fastkd.run.runinfo.write_bench_result)."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,12 +23,3 @@ def timed(fn, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t
-
-
-def write_result(result: dict, path: str | None, stem: str) -> Path:
-    """The JSON result at ``path``, or bench-results/<stem>-<time>.json; prints where."""
-    out = Path(path or f"bench-results/{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
-    return out

@@ -13,7 +13,7 @@ from ..fields import DEVICES
 from ..run import runinfo
 from ..metrics import class_discrimination, knn_purity
 from ..metrics.knn import _faiss
-from .common import devices, timed, write_result
+from .common import devices, timed
 
 
 def _features(n, d, device, seed=0):
@@ -91,5 +91,5 @@ def main(argv=None) -> int:
                    help="auto: the host, and the GPU too when there is one")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    write_result(run(args), args.json, "metrics")
+    runinfo.write_bench_result(run(args), args.json, "metrics")
     return 0

@@ -8,7 +8,6 @@ and writes JSON. Run ``fastkd bench --help``.
 from __future__ import annotations
 
 import argparse
-import json
 import tarfile
 import tempfile
 import time
@@ -279,8 +278,5 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     result = run(args)
     print(format_table(result))
-    out = Path(args.json or f"bench-results/pipeline-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
+    runinfo.write_bench_result(result, args.json, "pipeline")
     return 0

@@ -104,7 +104,13 @@ def environment(num_processes: int = 1) -> dict:
 
 def write_bench_json(path, rows: list[dict], **context) -> None:
     """A benchmark's results, with what was run and where (versions, hardware, commit), as JSON."""
-    out = Path(path)
+    write_bench_result(context | {"results": rows, "environment": environment()}, path)
+
+
+def write_bench_result(result: dict, path=None, stem: str = "bench") -> Path:
+    """A benchmark's result as JSON at ``path``, or bench-results/<stem>-<time>.json; prints where."""
+    out = Path(path or f"bench-results/{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(context | {"results": rows, "environment": environment()}, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out}")
+    return out
