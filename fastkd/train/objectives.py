@@ -14,6 +14,10 @@ from ..distill import method_for
 from .losses import soft_cross_entropy
 
 
+def _unobserved(logits: torch.Tensor) -> None:
+    """The ``observe`` of a run that keeps no statistics of the teacher's outputs."""
+
+
 class SoftTargets:
     """Cross-entropy on the batch's soft targets (mixed, smoothed or one-hot)."""
 
@@ -36,7 +40,7 @@ class Distillation:
         self.forward = forward or teacher
         self.method = method
         self.autocast = autocast
-        self.observe = observe or (lambda logits: None)
+        self.observe = observe or _unobserved
 
     def set_epoch(self, epoch: int) -> None:
         self.method.set_epoch(epoch)
@@ -57,7 +61,7 @@ class CachedDistillation:
     def __init__(self, table: torch.Tensor, method, *, observe=None):
         self.table = table
         self.method = method
-        self.observe = observe or (lambda logits: None)
+        self.observe = observe or _unobserved
 
     def set_epoch(self, epoch: int) -> None:
         self.method.set_epoch(epoch)
