@@ -7,11 +7,10 @@ see, no student trained. Prints a table and writes JSON.
         --set data.name=imagefolder --data /data/cifar10 --views none crop_flip crop_flip+mixup --epochs 10
 """
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from fastkd import config as C
+from fastkd.run import runinfo
 from fastkd.train.probe import probe_teacher_stddev
 
 
@@ -35,8 +34,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"{view:<32} T. stddev {row['value']:.5f}  ({row['chunks']} chunks of {row['chunk_size']})", flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"teacher": args.teacher, "overrides": base, "results": rows}, indent=2) + "\n")
+        runinfo.write_bench_json(args.json, rows, teacher=args.teacher, overrides=base)
     return 0
 
 
