@@ -58,6 +58,7 @@ CIFAR10_POLICY = (
 )
 AUTO_AUGMENT_BINS = 10
 RAND_AUGMENT_BINS = 31
+RAND_AUGMENT_OPS, RAND_AUGMENT_LEVEL = 2, 9  # RandAugment's defaults: N operations at bin M
 
 # the operations RandAugment and TrivialAugment choose from (invert is AutoAugment's alone)
 SPACE = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness", "color",
@@ -145,7 +146,8 @@ def auto_augment(x: torch.Tensor, *, generator=None) -> torch.Tensor:
     return x
 
 
-def rand_augment(x: torch.Tensor, *, ops: int = 2, level: int = 9, generator=None) -> torch.Tensor:
+def rand_augment(x: torch.Tensor, *, ops: int = RAND_AUGMENT_OPS, level: int = RAND_AUGMENT_LEVEL,
+                 generator=None) -> torch.Tensor:
     """RandAugment: ``ops`` operations per sample, uniform over ``SPACE``, at bin ``level`` of 31."""
     _check(x)
     n, dev, size = len(x), x.device, x.shape[-1]

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from fastkd.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP, Range, opt
+from fastkd.kernels.auto_augment import RAND_AUGMENT_BINS, RAND_AUGMENT_LEVEL, RAND_AUGMENT_OPS
 
 from . import transforms
 
@@ -37,8 +38,8 @@ class AugParams:
     per_sample: bool = False  # one lambda per batch (the paper) or per sample
     label_smoothing: float = opt(0.0, range=UNIT_OPEN_TOP)
     # randaugment: operations per sample and their magnitude bin (of 31), Cubuk et al. 2020's N and M
-    randaugment_ops: int = opt(2, range=AT_LEAST_ONE, later=True)
-    randaugment_magnitude: int = opt(9, range=Range(0, 30), later=True)
+    randaugment_ops: int = opt(RAND_AUGMENT_OPS, range=AT_LEAST_ONE, later=True)
+    randaugment_magnitude: int = opt(RAND_AUGMENT_LEVEL, range=Range(0, RAND_AUGMENT_BINS - 1), later=True)
 
 
 class _SpecNames:

@@ -65,9 +65,9 @@ def pil_policy(name: str, im: Image.Image, rng: random.Random) -> Image.Image:
                 im = _PIL[op](im, _pil_value(op, level or 0, A.AUTO_AUGMENT_BINS, size, rng))
         return im
     if name == "randaugment":
-        for _ in range(2):
+        for _ in range(A.RAND_AUGMENT_OPS):  # the batched policy's defaults, which the benchmark times
             op = rng.choice(A.SPACE)
-            im = _PIL[op](im, _pil_value(op, 9, A.RAND_AUGMENT_BINS, size, rng))
+            im = _PIL[op](im, _pil_value(op, A.RAND_AUGMENT_LEVEL, A.RAND_AUGMENT_BINS, size, rng))
         return im
     op = rng.choice(A.SPACE)
     return _PIL[op](im, _pil_value(op, rng.randrange(A.RAND_AUGMENT_BINS), A.RAND_AUGMENT_BINS, size, rng, wide=True))
