@@ -324,7 +324,7 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("partial rho, teacher acc. fixed [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
                     f" [{r['partial_ci_low']:+.2f}, {r['partial_ci_high']:+.2f}]" if finite(r["partial_ci_low"]) else "")
                  if "partial_rho" in r else "-"),
-                ("partial p", lambda r: f"{r['partial_p']:.3g}" if finite(r.get("partial_p")) else "-")])]
+                ("partial p", lambda r: _p(r, "partial_p", undefined="-"))])]
     if ctx["undefined"]:
         out += [f"{ctx['undefined']} CD value(s) are undefined (e.g. a network that predicts a single class has no "
                 "paper-variant score); they are left out of means and correlations and listed in "
