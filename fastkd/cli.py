@@ -13,7 +13,7 @@ from .data import load_splits
 from .data.beton import convert, ffcv_module
 from .data.loading import DATASETS
 from .distill import available as kd_methods
-from .errors import FastkdError, RunDirError
+from .errors import RunDirError, exit_status_reporting_errors
 from .fields import DEVICES
 from .metrics.analysis import analyze_run
 from .metrics.discrimination import VARIANTS
@@ -31,9 +31,9 @@ from .train.engine import train
 from .train.evaluate_run import evaluate_run
 from .train.teacher import student_config
 
-# exit statuses (documented in docs/run-directory.md): 0 done, 2 an error the message explains,
-# 3 a study finished with runs that failed or were skipped, 130 interrupted
-EXIT_ERROR, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 2, 3, 130
+# exit statuses (documented in docs/run-directory.md): 0 done, 2 an error the message explains
+# (errors.EXIT_ERROR), 3 a study finished with runs that failed or were skipped, 130 interrupted
+EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 3, 130
 
 
 def _config_args(p: argparse.ArgumentParser, presets: str) -> None:
@@ -318,21 +318,18 @@ def _close_process_group() -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options: `fastkd bench --data X` works as is
-        return bench_main(argv[1:])
+        return exit_status_reporting_errors(lambda: bench_main(argv[1:]))
     args = build_parser().parse_args(argv)
     _show_library_messages()
-    try:
+
+    def run_command() -> int:
         with stop_on_signals():
             status = args.func(args)
         _close_process_group()
         return status
-    except FastkdError as exc:
-        print("fastkd: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
-        return EXIT_ERROR
-    except OSError as exc:  # the file system refused a path given (a name too long, a full disk, no permission)
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"fastkd: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
+
+    try:
+        return exit_status_reporting_errors(run_command)
     except KeyboardInterrupt:
         print("fastkd: interrupted; run the same command again to resume from the last finished epoch", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from fastkd import config as C
+from fastkd.errors import exit_status_reporting_errors
 from fastkd.run import runinfo
 from fastkd.train.probe import probe_teacher_stddev
 
@@ -39,4 +40,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(exit_status_reporting_errors(lambda: main(sys.argv[1:]), prog="probe_teacher_stddev"))

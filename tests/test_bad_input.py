@@ -466,3 +466,30 @@ def test_student_reads_its_teachers_data_unless_told_otherwise(tmp_path, capsys)
     warning, err = capsys.readouterr().err.strip().splitlines()
     assert warning.startswith("warning: the student's data differs from its teacher's (data content: ")
     assert err.startswith("fastkd: error: ") and "trained on the classes ['ant', 'bee', 'cat']" in err
+
+
+# ---- the benchmark and the scripts end bad input in one line too ---------------------------------
+def test_fastkd_bench_on_a_missing_tree_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    err = _cli_error(capsys, ["bench", "--data", str(missing)])
+    assert f"data.path: {missing} does not exist" in err
+
+
+@pytest.mark.parametrize("script,args", [
+    ("probe_teacher_stddev.py", ["--teacher", "TEACHER", "--preset", "smoke", "--set", "data.name=imagefolder",
+                                 "--views", "none", "--data"]),
+    ("bench_auto_augment.py", ["--data"]),
+    ("bench_pipeline.py", ["--data"]),
+])
+def test_scripts_on_a_missing_tree_exit_2_with_one_line(tmp_path, script, args):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root, missing = Path(__file__).resolve().parents[1], tmp_path / "missing"
+    argv = [a.replace("TEACHER", str(tmp_path / "teacher")) for a in args] + [str(missing)]
+    done = subprocess.run([sys.executable, str(root / "scripts" / script), *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    err = done.stderr.strip()
+    assert done.returncode == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err == f"{script.removesuffix('.py')}: error: data.path: {missing} does not exist"
