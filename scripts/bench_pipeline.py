@@ -6,8 +6,8 @@
 """
 import sys
 
-from fastkd.errors import exit_status_reporting_errors
 from fastkd.bench.pipelines import main
+from fastkd.errors import exit_status_reporting_errors
 
 if __name__ == "__main__":
     sys.exit(exit_status_reporting_errors(lambda: main(sys.argv[1:]), prog="bench_pipeline"))
