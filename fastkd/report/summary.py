@@ -192,9 +192,10 @@ def _registered_metrics_section(tables: dict) -> list[str]:
     return out
 
 
-def _rho(row, target) -> str:
-    lo, hi = row[f"rho_{target}_ci_low"], row[f"rho_{target}_ci_high"]
-    return _num(row[f"rho_{target}"], digits=3) + (f" [{lo:+.2f}, {hi:+.2f}]" if finite(lo) else "")
+def _rho(row, rho: str, low: str, high: str) -> str:
+    """A rank correlation with its interval (keys ``low``/``high``), the interval left out where undefined."""
+    lo, hi = row[low], row[high]
+    return _num(row[rho], digits=3) + (f" [{lo:+.2f}, {hi:+.2f}]" if finite(lo) else "")
 
 
 def _delta_view(row) -> str:
@@ -234,9 +235,11 @@ def _taught_section(tables: dict) -> list[str]:
                 ("student", lambda r: r["student"]), ("teacher", lambda r: r["teacher"]),
                 ("teacher aug", lambda r: r["teacher_augment"]), ("method", lambda r: r["method"]),
                 ("views", lambda r: r["views"]),
-                ("rho vs accuracy [95% CI]", lambda r: _rho(r, "test_accuracy")),
+                ("rho vs accuracy [95% CI]",
+                 lambda r: _rho(r, "rho_test_accuracy", "rho_test_accuracy_ci_low", "rho_test_accuracy_ci_high")),
                 ("p", lambda r: _p(r, "p_test_accuracy", undefined="n/a")),
-                ("rho vs test loss [95% CI]", lambda r: _rho(r, "test_loss")),
+                ("rho vs test loss [95% CI]",
+                 lambda r: _rho(r, "rho_test_loss", "rho_test_loss_ci_low", "rho_test_loss_ci_high")),
                 ("p ", lambda r: _p(r, "p_test_loss", undefined="n/a"))]),
             "Orders (T. stddev ascending; accuracy descending):", ""] + \
         [f"- {r['student']} from {r['teacher']} ({r['teacher_augment']}), {r['method']}: T. stddev "
@@ -318,12 +321,10 @@ def summary_text(tables: dict, ctx: dict, reference_augment: str, unreadable=(),
                 ("CD of", lambda r: r["cd_of"]),
                 ("representation", lambda r: r["representation"]), ("variant", lambda r: r["variant"]),
                 ("points", lambda r: r["points"]), ("undefined", lambda r: r["undefined"]),
-                ("Spearman rho [95% CI]", lambda r: _num(r["spearman_rho"], digits=3) + (
-                    f" [{r['rho_ci_low']:+.2f}, {r['rho_ci_high']:+.2f}]" if finite(r["rho_ci_low"]) else "")),
+                ("Spearman rho [95% CI]", lambda r: _rho(r, "spearman_rho", "rho_ci_low", "rho_ci_high")),
                 ("p", lambda r: _p(r, undefined="n/a")),
-                ("partial rho, teacher acc. fixed [95% CI]", lambda r: _num(r["partial_rho"], digits=3) + (
-                    f" [{r['partial_ci_low']:+.2f}, {r['partial_ci_high']:+.2f}]" if finite(r["partial_ci_low"]) else "")
-                 if "partial_rho" in r else "-"),
+                ("partial rho, teacher acc. fixed [95% CI]",
+                 lambda r: _rho(r, "partial_rho", "partial_ci_low", "partial_ci_high") if "partial_rho" in r else "-"),
                 ("partial p", lambda r: _p(r, "partial_p", undefined="-"))])]
     if ctx["undefined"]:
         out += [f"{ctx['undefined']} CD value(s) are undefined (e.g. a network that predicts a single class has no "
