@@ -87,6 +87,15 @@ def _rate(fn, count: int, repeats: int, device) -> float:
     return count / min(timed(fn, device) for _ in range(repeats))
 
 
+def _line(row: dict) -> str:
+    """A result row as printed: rates in images per second, the ``_vs_pil`` ratios as speed-ups."""
+    def cell(key, value):
+        if key.endswith("_vs_pil"):
+            return f"{key} {value:.2f}x"
+        return f"{key} {value:,.0f}" if key.endswith("_img_s") else f"{key} {value}"
+    return "  ".join(cell(k, v) for k, v in row.items())
+
+
 def run(args) -> dict:
     images = _images(args)
     pil_images = [Image.fromarray(im) for im in images[: args.pil_images]]
@@ -105,8 +114,7 @@ def run(args) -> dict:
             row[f"fastkd_{device.type}_img_s"] = rate
             row[f"fastkd_{device.type}_vs_pil"] = rate / pil
         rows.append(row)
-        print("  ".join(f"{k} {v:,.0f}" if isinstance(v, float) and v > 100 else f"{k} {v}" if not isinstance(v, float)
-                        else f"{k} {v:.2f}x" for k, v in row.items()), flush=True)
+        print(_line(row), flush=True)
     return {"images": len(images), "image_shape": list(images.shape[1:]), "batch_size": args.batch_size,
             "repeats": args.repeats, "pil_images": len(pil_images), "environment": runinfo.environment(),
             "results": rows}
